@@ -1,0 +1,6 @@
+"""lecturelib: the helper library of the course "Pruning: from a weighted sum to lottery tickets".
+
+Import the concept modules you need, e.g. ``from lecturelib import data, models, training, pruning``.
+"""
+
+__version__ = "0.1.0"

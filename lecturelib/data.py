@@ -1,0 +1,174 @@
+"""Datasets as in-memory tensors: scikit-learn's bundled digits (offline, the default) and
+MNIST / Fashion-MNIST / CIFAR-10 through torchvision (downloaded when the network is there).
+
+Every loader returns a :class:`Dataset` of normalised float images of shape ``(N, C, H, W)``
+and integer labels of shape ``(N,)``; models flatten the images themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._checks import check_choice, check_fraction, check_positive_int
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+_TORCHVISION = {  # name -> (torchvision class name, folder torchvision stores it in)
+    "mnist": ("MNIST", "MNIST"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
+}
+
+
+class DatasetUnavailableError(RuntimeError):
+    """Raised when a torchvision dataset is neither on disk nor downloadable."""
+
+
+@dataclass
+class Dataset:
+    """Train / validation / test tensors of one dataset.
+
+    Images are float32 tensors of shape ``(N, C, H, W)``, standardised with the training set's
+    mean and standard deviation (per channel); labels are int64 tensors of shape ``(N,)``.
+    The validation split is empty (``N = 0``) unless ``val_fraction > 0`` was asked for.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: train {len(self.y_train)}, val {len(self.y_val)}, "
+            f"test {len(self.y_test)}, image {self.input_shape}, {self.num_classes} classes)"
+        )
+
+
+def default_root() -> Path:
+    """Folder for downloaded datasets: ``$LECTURELIB_DATA`` or ``~/.cache/lecturelib/data``."""
+    return Path(os.environ.get("LECTURELIB_DATA", Path.home() / ".cache" / "lecturelib" / "data"))
+
+
+def load_dataset(
+    name: str = "digits",
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.0,
+    n_train: int | None = None,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Return the dataset ``name`` as normalised tensors.
+
+    Args:
+        name: one of ``"digits"`` (1,797 8x8 images, bundled with scikit-learn, offline),
+            ``"mnist"``, ``"fashion_mnist"`` (28x28) or ``"cifar10"`` (3x32x32).
+        seed: seed of the splits; the same seed gives the same split.
+        test_fraction: digits only — fraction held out as the test set (stratified).
+            The torchvision datasets use their official test set.
+        val_fraction: fraction of the training set held out for validation (stratified).
+        n_train: keep only this many training images (a stratified subset), e.g. to make a
+            small training set where a dense network overfits.
+        root: where torchvision datasets are stored (default :func:`default_root`).
+        download: whether torchvision may download a missing dataset.
+
+    Raises:
+        ValueError: unknown ``name`` or a fraction outside [0, 1).
+        DatasetUnavailableError: a torchvision dataset is missing and cannot be downloaded.
+    """
+    check_choice("dataset name", name, DATASETS)
+    check_fraction("test_fraction", test_fraction)
+    check_fraction("val_fraction", val_fraction)
+    if n_train is not None:
+        check_positive_int("n_train", n_train)
+
+    if name == "digits":
+        x, y = _digits_arrays()
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1) for digits, got {test_fraction!r}")
+        x_train, y_train, x_test, y_test = _stratified_split(x, y, test_fraction, seed)
+    else:
+        x_train, y_train, x_test, y_test = _torchvision_arrays(name, root, download)
+
+    if n_train is not None and n_train < len(y_train):
+        x_train, y_train, _, _ = _stratified_split(x_train, y_train, 1 - n_train / len(y_train), seed + 1)
+    if val_fraction > 0:
+        x_train, y_train, x_val, y_val = _stratified_split(x_train, y_train, val_fraction, seed + 2)
+    else:
+        x_val, y_val = x_train[:0], y_train[:0]
+
+    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
+    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+
+    def tensor(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((images - mean) / std).astype(np.float32))
+
+    def labels(y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(y.astype(np.int64))
+
+    return Dataset(
+        name=name,
+        x_train=tensor(x_train), y_train=labels(y_train),
+        x_val=tensor(x_val), y_val=labels(y_val),
+        x_test=tensor(x_test), y_test=labels(y_test),
+        num_classes=int(max(y_train.max(), y_test.max()) + 1),
+    )
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.float64)[:, None, :, :] / 16.0  # (1797, 1, 8, 8) in [0, 1]
+    return images, digits.target
+
+
+def _stratified_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Split off ``fraction`` of the rows, stratified by label: returns ``(x_keep, y_keep, x_out, y_out)``."""
+    from sklearn.model_selection import train_test_split
+
+    x_keep, x_out, y_keep, y_out = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
+    return x_keep, y_keep, x_out, y_out
+
+
+def _torchvision_arrays(name: str, root, download: bool):
+    try:
+        import torchvision
+    except ImportError as error:
+        raise DatasetUnavailableError(
+            f"dataset {name!r} needs torchvision: pip install torchvision (or use name='digits', which is offline)"
+        ) from error
+    cls_name, folder = _TORCHVISION[name]
+    cls = getattr(torchvision.datasets, cls_name)
+    root = Path(root) if root is not None else default_root()
+    splits = []
+    for train in (True, False):
+        try:
+            ds = cls(root=str(root), train=train, download=download)
+        except Exception as error:  # torchvision raises RuntimeError, URLError, OSError... when offline
+            raise DatasetUnavailableError(
+                f"dataset {name!r} is not in {root / folder} and could not be downloaded "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no details'}). "
+                f"Connect to the internet and call load_dataset({name!r}, download=True), copy the files "
+                f"torchvision expects into {root}, or use name='digits', which needs no download."
+            ) from None
+        images = np.asarray(ds.data, dtype=np.float64) / 255.0
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)  # -> (N, C, H, W)
+        splits += [images, np.asarray(ds.targets, dtype=np.int64)]
+    return tuple(splits)

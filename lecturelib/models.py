@@ -1,0 +1,155 @@
+"""The course's two networks and how big they are.
+
+* :func:`mlp` — LeNet-300-100 (Frankle & Carbin 2019): flatten → 300 → 100 → classes, ReLU.
+* :func:`cnn` — a small Conv-2 / Conv-4 style network: blocks of two 3x3 convolutions and a 2x2
+  max-pool, then two linear layers. It works on 8x8, 28x28 and 32x32 inputs.
+
+Layers are named (``fc1``, ``conv1``…) so parameter names such as ``"fc1.weight"`` are stable
+keys for masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_positive_int
+
+MODELS = ("mlp", "cnn")
+
+
+def mlp(
+    input_shape: Sequence[int],
+    num_classes: int = 10,
+    hidden: Sequence[int] = (300, 100),
+    *,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """Return a fully connected ReLU network ``prod(input_shape) → *hidden → num_classes``.
+
+    Args:
+        input_shape: shape of one input, e.g. ``(1, 8, 8)``; it is flattened.
+        num_classes: number of outputs (logits).
+        hidden: widths of the hidden layers; ``(300, 100)`` is LeNet-300-100.
+        seed: if given, the initial weights are drawn from this seed (PyTorch's default init).
+    """
+    check_positive_int("num_classes", num_classes)
+    widths = [int(torch.tensor(input_shape).prod()), *hidden, num_classes]
+    for width in hidden:
+        check_positive_int("hidden width", width)
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
+    with _seeded(seed):
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+            layers.append((f"fc{i}", nn.Linear(n_in, n_out)))
+            if i < len(widths) - 1:
+                layers.append((f"relu{i}", nn.ReLU()))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def cnn(
+    input_shape: Sequence[int],
+    num_classes: int = 10,
+    channels: Sequence[int] = (16, 32),
+    hidden: int = 64,
+    *,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """Return a small VGG-like CNN: pairs of 3x3 convolutions, each pair followed by a 2x2 max-pool.
+
+    ``channels=(16, 32)`` gives Conv-2-like ``conv1(16) conv2(32) pool``; ``(16, 16, 32, 32)`` gives
+    Conv-4-like ``conv1 conv2 pool conv3 conv4 pool``. Padding keeps the size inside a block, so an
+    ``H x W`` input leaves the convolutions as ``H / 2**blocks`` (8x8 with two blocks → 2x2).
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image; H and W must be divisible by ``2**blocks``.
+        num_classes: number of logits.
+        channels: output channels of each convolution (an even count).
+        hidden: width of the hidden linear layer ``fc1``.
+        seed: if given, the initial weights are drawn from this seed.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)!r}")
+    if len(channels) == 0 or len(channels) % 2:
+        raise ValueError(f"channels must hold an even, non-zero number of widths, got {tuple(channels)!r}")
+    c, h, w = input_shape
+    blocks = len(channels) // 2
+    if h % 2**blocks or w % 2**blocks:
+        raise ValueError(f"input_shape {tuple(input_shape)} is not divisible by 2**{blocks} for {blocks} pooling blocks")
+    layers: list[tuple[str, nn.Module]] = []
+    n_in = c
+    with _seeded(seed):
+        for i, n_out in enumerate(channels, start=1):
+            layers += [(f"conv{i}", nn.Conv2d(n_in, n_out, kernel_size=3, padding=1)), (f"relu{i}", nn.ReLU())]
+            if i % 2 == 0:
+                layers.append((f"pool{i // 2}", nn.MaxPool2d(2)))
+            n_in = n_out
+        flat = n_in * (h // 2**blocks) * (w // 2**blocks)
+        layers += [
+            ("flatten", nn.Flatten()),
+            ("fc1", nn.Linear(flat, hidden)),
+            ("relu_fc1", nn.ReLU()),
+            ("fc2", nn.Linear(hidden, num_classes)),
+        ]
+    return nn.Sequential(OrderedDict(layers))
+
+
+def build_model(name: str, input_shape: Sequence[int], num_classes: int = 10, *, seed: int | None = None, **kwargs) -> nn.Module:
+    """Return ``mlp(...)`` or ``cnn(...)`` by name (``"mlp"`` or ``"cnn"``)."""
+    check_choice("model name", name, MODELS)
+    return {"mlp": mlp, "cnn": cnn}[name](input_shape, num_classes, seed=seed, **kwargs)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Draw initial weights from ``seed`` inside the block, leaving the global generator untouched."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def count_parameters(model: nn.Module, mask: dict[str, torch.Tensor] | None = None) -> int:
+    """Return the number of parameters; with a mask, the number of *unpruned* ones."""
+    total = 0
+    for name, param in model.named_parameters():
+        total += int(mask[name].sum()) if mask is not None and name in mask else param.numel()
+    return total
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, torch.Tensor] | None = None) -> int:
+    """Return the multiply-accumulates (MACs) of one forward pass of one input of ``input_shape``.
+
+    Counted for ``nn.Linear`` (``in * out``) and ``nn.Conv2d`` (``C_out * C_in/groups * kH * kW * H_out * W_out``);
+    activations, pooling and biases are ignored (they are a few percent). With a mask, only the
+    unpruned weights count — the work an ideal sparse kernel would do.
+    """
+    names = {module: name for name, module in model.named_modules()}
+    flops = 0
+
+    def hook(module, _inputs, output):
+        nonlocal flops
+        weight_name = f"{names[module]}.weight" if names[module] else "weight"
+        alive = int(mask[weight_name].sum()) if mask is not None and weight_name in mask else module.weight.numel()
+        if isinstance(module, nn.Conv2d):
+            flops += alive * output.shape[-1] * output.shape[-2]
+        else:
+            flops += alive
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    try:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *input_shape, device=device))
+        model.train(was_training)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return flops

@@ -1,0 +1,260 @@
+"""Unstructured magnitude pruning with explicit masks.
+
+A *mask* is a plain ``dict`` ``{parameter name: bool tensor}`` keyed like ``model.named_parameters()``;
+``True`` keeps a weight, ``False`` prunes it. Parameters missing from a mask are not pruned.
+
+*Sparsity* is always the fraction of weights that are **zero** (pruned) among the weights a mask
+covers, in [0, 1). A sparsity ``s`` over ``n`` weights prunes ``round(s * n)`` of them — the rounding
+rule of ``torch.nn.utils.prune`` — the ones with the smallest scores. Asking for a sparsity lower
+than the current mask's is an error: pruned weights are never revived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from ._checks import check_choice, check_fraction
+
+Mask = dict[str, torch.Tensor]
+
+
+def prunable_names(model: nn.Module, *, include_bias: bool = False) -> list[str]:
+    """Return the names of the weights of the ``Linear`` and ``Conv2d`` layers (and biases if asked), in order."""
+    names = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            prefix = f"{module_name}." if module_name else ""
+            names.append(prefix + "weight")
+            if include_bias and module.bias is not None:
+                names.append(prefix + "bias")
+    return names
+
+
+def ones_mask(model: nn.Module, names: Iterable[str] | None = None) -> Mask:
+    """Return the all-ones mask M (nothing pruned) over ``names`` (default :func:`prunable_names`)."""
+    params = dict(model.named_parameters())
+    names = prunable_names(model) if names is None else list(names)
+    _check_names(params, names)
+    return {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
+
+
+def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
+    """Raise if ``mask`` names a parameter ``model`` lacks, has a wrong shape, or holds values other than 0/1."""
+    if not isinstance(mask, Mapping):
+        raise TypeError(f"mask must be a dict {{parameter name: bool tensor}}, got {type(mask).__name__}")
+    params = dict(model.named_parameters())
+    _check_names(params, mask)
+    for name, keep in mask.items():
+        if not isinstance(keep, torch.Tensor):
+            raise TypeError(f"mask[{name!r}] must be a tensor, got {type(keep).__name__}")
+        if keep.shape != params[name].shape:
+            raise ValueError(
+                f"mask[{name!r}] has shape {tuple(keep.shape)}, but parameter {name!r} has shape {tuple(params[name].shape)}"
+            )
+        if keep.dtype != torch.bool and not torch.all((keep == 0) | (keep == 1)):
+            raise ValueError(f"mask[{name!r}] must hold only 0/1 (or True/False) values")
+
+
+def _check_names(params: Mapping[str, torch.Tensor], names: Iterable[str]) -> None:
+    for name in names:
+        if name not in params:
+            raise KeyError(f"the model has no parameter {name!r}; its parameters are: {', '.join(params)}")
+
+
+def magnitude_scores(weight: torch.Tensor, norm: int = 1) -> torch.Tensor:
+    """Return the importance of each weight: ``|w|`` for ``norm=1`` (L1) or ``w²`` for ``norm=2`` (L2).
+
+    Element by element both rank weights identically; they differ once scores are summed over a
+    group (a row, a channel), which :mod:`lecturelib.structured` does.
+    """
+    check_choice("norm", norm, (1, 2))
+    return weight.detach().abs() if norm == 1 else weight.detach() ** 2
+
+
+def _scores(model: nn.Module, names: list[str], current: Mask | None, norm: int) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    scores = {}
+    for name in names:
+        score = magnitude_scores(params[name], norm).float().cpu()
+        if current is not None and name in current:
+            score = torch.where(current[name].bool().cpu(), score, torch.full_like(score, -1.0))  # pruned stay pruned
+        scores[name] = score
+    return scores
+
+
+def _keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
+    """Bool mask of ``scores``' shape that prunes the ``n_prune`` smallest scores."""
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    if n_prune > 0:
+        keep[torch.topk(scores.reshape(-1), n_prune, largest=False).indices] = False
+    return keep.reshape(scores.shape)
+
+
+def _target_count(name: str, sparsity: float, n: int, current_zeros: int) -> int:
+    n_prune = round(sparsity * n)
+    if n_prune < current_zeros:
+        raise ValueError(
+            f"{name}: sparsity {sparsity!r} would prune {n_prune} of {n} weights, but the current mask already "
+            f"prunes {current_zeros}; pruned weights cannot be revived — ask for sparsity >= {current_zeros / n:.4f}"
+        )
+    return n_prune
+
+
+def layerwise_magnitude_mask(
+    model: nn.Module,
+    sparsity: float | Mapping[str, float],
+    *,
+    names: Iterable[str] | None = None,
+    current_mask: Mask | None = None,
+    norm: int = 1,
+) -> Mask:
+    """Return a mask that prunes the smallest-magnitude weights of each layer separately.
+
+    Args:
+        model: the network whose weights are scored.
+        sparsity: target fraction of zeros in every layer, or ``{name: sparsity}`` per layer
+            (e.g. a lower rate for the output layer); names missing from the dict are not pruned.
+        names: parameters to prune (default: the weights of all Linear/Conv2d layers, not biases).
+        current_mask: an existing mask; its pruned weights stay pruned and count toward the sparsity.
+        norm: 1 (L1, ``|w|``) or 2 (L2, ``w²``) scores.
+
+    Returns:
+        A new mask ``{name: bool tensor}`` (on the CPU) with exactly ``round(s * n)`` zeros per layer.
+    """
+    names = list(current_mask) if names is None and current_mask is not None else names
+    names = prunable_names(model) if names is None else list(names)
+    per_layer = _per_layer(sparsity, names)
+    if current_mask is not None:
+        check_mask(model, current_mask)
+    scores = _scores(model, names, current_mask, norm)
+    mask = {}
+    for name, score in scores.items():
+        current_zeros = int((score < 0).sum())
+        n_prune = _target_count(name, per_layer.get(name, 0.0), score.numel(), current_zeros) if name in per_layer else current_zeros
+        mask[name] = _keep_top(score, n_prune)
+    return mask
+
+
+def global_magnitude_mask(
+    model: nn.Module,
+    sparsity: float,
+    *,
+    names: Iterable[str] | None = None,
+    current_mask: Mask | None = None,
+    norm: int = 1,
+) -> Mask:
+    """Return a mask that prunes the smallest-magnitude weights across all chosen layers at once.
+
+    Same arguments as :func:`layerwise_magnitude_mask`, but ``sparsity`` (one float) is reached over
+    the union of the layers, so layers with many small weights lose more. Equals
+    ``torch.nn.utils.prune.global_unstructured(..., pruning_method=prune.L1Unstructured, amount=sparsity)``
+    on the same weights.
+    """
+    sparsity = check_fraction("sparsity", sparsity)
+    names = list(current_mask) if names is None and current_mask is not None else names
+    names = prunable_names(model) if names is None else list(names)
+    if current_mask is not None:
+        check_mask(model, current_mask)
+    scores = _scores(model, names, current_mask, norm)
+    flat = torch.cat([score.reshape(-1) for score in scores.values()])
+    n_prune = _target_count("global", sparsity, flat.numel(), int((flat < 0).sum()))
+    keep = _keep_top(flat, n_prune)
+    mask, start = {}, 0
+    for name, score in scores.items():
+        mask[name] = keep[start:start + score.numel()].reshape(score.shape)
+        start += score.numel()
+    return mask
+
+
+def _per_layer(sparsity: float | Mapping[str, float], names: list[str]) -> dict[str, float]:
+    if isinstance(sparsity, Mapping):
+        unknown = set(sparsity) - set(names)
+        if unknown:
+            raise KeyError(f"sparsity names layers that are not pruned here: {sorted(unknown)}; prunable: {names}")
+        return {name: check_fraction(f"sparsity[{name!r}]", value) for name, value in sparsity.items()}
+    value = check_fraction("sparsity", sparsity)
+    return {name: value for name in names}
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, mask: Mask) -> nn.Module:
+    """Zero the pruned weights of ``model`` in place (``W ← W ⊙ M``) and return it."""
+    check_mask(model, mask)
+    params = dict(model.named_parameters())
+    for name, keep in mask.items():
+        params[name].mul_(keep.to(device=params[name].device, dtype=params[name].dtype))
+    return model
+
+
+def sparsity(mask: Mask) -> float:
+    """Return the fraction of pruned (zero) entries over all tensors of ``mask``."""
+    total = sum(keep.numel() for keep in mask.values())
+    return 1.0 - sum(int(keep.sum()) for keep in mask.values()) / total if total else 0.0
+
+
+def sparsity_report(model: nn.Module, mask: Mask | None = None) -> list[dict[str, object]]:
+    """Return one row per prunable weight plus a ``"total"`` row: name, shape, weights, zeros, sparsity.
+
+    Zeros are counted in the model's weights (``mask=None``) or in the mask.
+    """
+    params = dict(model.named_parameters())
+    rows, total, zeros = [], 0, 0
+    for name in (mask.keys() if mask is not None else prunable_names(model)):
+        n = params[name].numel()
+        z = int((~mask[name].bool()).sum()) if mask is not None else int((params[name] == 0).sum())
+        rows.append({"name": name, "shape": tuple(params[name].shape), "weights": n, "zeros": z, "sparsity": z / n})
+        total, zeros = total + n, zeros + z
+    rows.append({"name": "total", "shape": (), "weights": total, "zeros": zeros, "sparsity": zeros / total if total else 0.0})
+    return rows
+
+
+def format_sparsity_report(rows: list[dict[str, object]]) -> str:
+    """Return :func:`sparsity_report`'s rows as a fixed-width text table."""
+    lines = [f"{'parameter':<14}{'shape':>14}{'weights':>10}{'pruned':>10}{'sparsity':>10}"]
+    for row in rows:
+        shape = "x".join(map(str, row["shape"]))
+        lines.append(f"{row['name']:<14}{shape:>14}{row['weights']:>10}{row['zeros']:>10}{row['sparsity']:>10.1%}")
+    return "\n".join(lines)
+
+
+def iterative_sparsities(rate: float, rounds: int) -> list[float]:
+    """Return the sparsity after each of ``rounds`` rounds that each prune ``rate`` of the *remaining* weights.
+
+    Round ``r`` (1-based) reaches ``1 - (1 - rate) ** r``: ``rate=0.2`` gives 20 %, 36 %, 48.8 %…
+    """
+    rate = check_fraction("rate", rate)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    return [1 - (1 - rate) ** r for r in range(1, rounds + 1)]
+
+
+def to_torch_prune(model: nn.Module, mask: Mask) -> nn.Module:
+    """Attach ``mask`` with ``torch.nn.utils.prune.custom_from_mask`` (``weight_orig`` + ``weight_mask``) and return the model."""
+    check_mask(model, mask)
+    modules = dict(model.named_modules())
+    for name, keep in mask.items():
+        module_name, _, param_name = name.rpartition(".")
+        module = modules[module_name]
+        torch_prune.custom_from_mask(module, param_name, keep.to(module.weight.device))
+    return model
+
+
+def from_torch_prune(model: nn.Module, *, make_permanent: bool = False) -> Mask:
+    """Return the masks ``torch.nn.utils.prune`` attached to ``model`` as a :data:`Mask`.
+
+    With ``make_permanent``, also call ``prune.remove`` on each: the zeros are written into the
+    ordinary parameter and the reparametrisation (``*_orig``, ``*_mask``, the forward pre-hook) is dropped.
+    """
+    mask = {}
+    for module_name, module in model.named_modules():
+        for buffer_name, buffer in list(module.named_buffers(recurse=False)):
+            if buffer_name.endswith("_mask"):
+                param_name = buffer_name[: -len("_mask")]
+                mask[f"{module_name}.{param_name}" if module_name else param_name] = buffer.detach().bool().cpu().clone()
+                if make_permanent:
+                    torch_prune.remove(module, param_name)
+    return mask

@@ -1,0 +1,116 @@
+"""lecturelib.pruning: the meaning of sparsity, layer-wise and global masks, torch.nn.utils.prune agreement."""
+
+import copy
+
+import pytest
+import torch
+from torch.nn.utils import prune
+
+from lecturelib import models, pruning
+
+
+@pytest.fixture
+def net():
+    return models.mlp((1, 8, 8), 10, hidden=(30, 20), seed=0)
+
+
+def test_sparsity_rounding_rule_is_round_of_s_times_n(net):
+    # fc3 has 20 * 10 = 200 weights: 0.333 * 200 = 66.6 -> 67 pruned; fc1 has 64 * 30 = 1920 -> 639.36 -> 639.
+    mask = pruning.layerwise_magnitude_mask(net, 0.333)
+    assert int((~mask["fc3.weight"]).sum()) == 67
+    assert int((~mask["fc1.weight"]).sum()) == 639
+    assert set(mask) == {"fc1.weight", "fc2.weight", "fc3.weight"}  # weights, not biases, by default
+
+
+def test_layerwise_mask_prunes_smallest_magnitudes_in_each_layer(net):
+    mask = pruning.layerwise_magnitude_mask(net, 0.5)
+    for name, param in net.named_parameters():
+        if name in mask:
+            w = param.detach().abs()
+            assert w[~mask[name]].max() <= w[mask[name]].min()
+            assert pruning.sparsity({name: mask[name]}) == pytest.approx(0.5, abs=1 / w.numel())
+
+
+def test_per_layer_rates_and_chosen_layers(net):
+    mask = pruning.layerwise_magnitude_mask(net, {"fc1.weight": 0.2, "fc3.weight": 0.1})
+    assert pruning.sparsity({"m": mask["fc1.weight"]}) == pytest.approx(0.2, abs=1e-3)
+    assert pruning.sparsity({"m": mask["fc2.weight"]}) == 0.0
+    assert int((~mask["fc3.weight"]).sum()) == 20
+    biases = pruning.layerwise_magnitude_mask(net, 0.5, names=["fc1.bias"])
+    assert set(biases) == {"fc1.bias"} and int((~biases["fc1.bias"]).sum()) == 15
+
+
+def test_iterative_pruning_keeps_pruned_weights_pruned(net):
+    first = pruning.global_magnitude_mask(net, 0.5)
+    with torch.no_grad():  # make a pruned weight the largest: it must stay pruned
+        idx = (~first["fc2.weight"]).nonzero()[0]
+        net.fc2.weight[tuple(idx)] = 100.0
+    second = pruning.global_magnitude_mask(net, 0.75, current_mask=first)
+    assert not second["fc2.weight"][tuple(idx)]
+    assert all(torch.all(second[n] <= first[n]) for n in first)
+    assert pruning.sparsity(second) == pytest.approx(0.75, abs=1e-4)
+    with pytest.raises(ValueError, match="pruned weights cannot be revived"):
+        pruning.global_magnitude_mask(net, 0.4, current_mask=first)
+
+
+def test_iterative_sparsities_schedule():
+    assert pruning.iterative_sparsities(0.2, 3) == pytest.approx([0.2, 0.36, 0.488])
+    with pytest.raises(ValueError, match="rounds must be an int >= 1"):
+        pruning.iterative_sparsities(0.2, 0)
+
+
+def test_global_mask_equals_torch_global_unstructured(net):
+    ours = pruning.global_magnitude_mask(net, 0.7)
+    theirs_net = copy.deepcopy(net)
+    params = [(theirs_net.fc1, "weight"), (theirs_net.fc2, "weight"), (theirs_net.fc3, "weight")]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=0.7)
+    theirs = pruning.from_torch_prune(theirs_net)
+    assert set(theirs) == set(ours)
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+    # ... and layer-wise equals prune.l1_unstructured on each layer.
+    layer_net = copy.deepcopy(net)
+    prune.l1_unstructured(layer_net.fc2, "weight", amount=0.3)
+    assert torch.equal(pruning.layerwise_magnitude_mask(net, 0.3)["fc2.weight"], layer_net.fc2.weight_mask.bool())
+
+
+def test_round_trip_through_torch_prune_and_make_permanent(net):
+    mask = pruning.layerwise_magnitude_mask(net, 0.6)
+    x = torch.randn(4, 1, 8, 8)
+    expected = pruning.apply_mask(copy.deepcopy(net), mask)(x)
+    wrapped = pruning.to_torch_prune(copy.deepcopy(net), mask)
+    assert hasattr(wrapped.fc1, "weight_orig") and torch.allclose(wrapped(x), expected)
+    back = pruning.from_torch_prune(wrapped, make_permanent=True)
+    assert all(torch.equal(back[n], mask[n]) for n in mask)
+    assert not hasattr(wrapped.fc1, "weight_orig") and "fc1.weight" in dict(wrapped.named_parameters())
+    assert torch.allclose(wrapped(x), expected)
+
+
+def test_sparsity_report_counts_zeros(net):
+    mask = pruning.layerwise_magnitude_mask(net, 0.5)
+    rows = pruning.sparsity_report(net, mask)
+    assert [r["name"] for r in rows] == ["fc1.weight", "fc2.weight", "fc3.weight", "total"]
+    assert rows[-1]["weights"] == 1920 + 600 + 200 and rows[-1]["zeros"] == 960 + 300 + 100
+    pruning.apply_mask(net, mask)
+    assert pruning.sparsity_report(net)[-1]["zeros"] >= 1360  # from the weights themselves
+    assert "total" in pruning.format_sparsity_report(rows)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda n: pruning.global_magnitude_mask(n, 1.5), ValueError, r"sparsity must be in \[0, 1\), got 1.5"),
+    (lambda n: pruning.global_magnitude_mask(n, -0.1), ValueError, r"sparsity must be in \[0, 1\), got -0.1"),
+    (lambda n: pruning.layerwise_magnitude_mask(n, "half"), TypeError, "sparsity must be a float"),
+    (lambda n: pruning.layerwise_magnitude_mask(n, 0.5, norm=3), ValueError, "unknown norm 3; allowed: 1, 2"),
+    (lambda n: pruning.apply_mask(n, {"fc1.weight": torch.ones(2, 2, dtype=torch.bool)}), ValueError,
+     r"mask\['fc1.weight'\] has shape \(2, 2\), but parameter 'fc1.weight' has shape \(30, 64\)"),
+    (lambda n: pruning.apply_mask(n, {"fc9.weight": torch.ones(1)}), KeyError, "no parameter 'fc9.weight'"),
+    (lambda n: pruning.apply_mask(n, {"fc3.weight": torch.full((10, 20), 0.5)}), ValueError, "only 0/1"),
+    (lambda n: pruning.layerwise_magnitude_mask(n, {"fc7.weight": 0.5}), KeyError, "not pruned here"),
+])
+def test_bad_input_gets_a_clear_error(net, call, error, match):
+    with pytest.raises(error, match=match):
+        call(net)
+
+
+def test_l2_scores_rank_like_l1():
+    w = torch.randn(50)
+    assert torch.equal(pruning.magnitude_scores(w, 1).argsort(), pruning.magnitude_scores(w, 2).argsort())

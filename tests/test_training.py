@@ -1,0 +1,98 @@
+"""lecturelib.training: repeatability, masks that hold under every optimiser, snapshots, history."""
+
+import pytest
+import torch
+
+from lecturelib import data, models, pruning, training
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits", val_fraction=0.2)
+
+
+def _run(digits, **kwargs):
+    net = models.mlp(digits.input_shape, 10, hidden=(32,), seed=0)
+    history = training.train(net, digits, iterations=60, batch_size=32, eval_every=20, device="cpu", **kwargs)
+    return net, history
+
+
+def test_training_is_exactly_repeatable_and_learns(digits):
+    net_a, hist_a = _run(digits, data_seed=1)
+    net_b, hist_b = _run(digits, data_seed=1)
+    _, hist_c = _run(digits, data_seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(net_a.state_dict().values(), net_b.state_dict().values()))
+    assert hist_a.to_dict() == hist_b.to_dict()
+    assert hist_a.test_loss != hist_c.test_loss  # another data order is another path (SGD noise)
+    assert hist_a.test_acc[-1] > 0.8 and hist_a.iteration == [20, 40, 60]
+
+
+@pytest.mark.parametrize("opt", [
+    {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
+    {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-3},
+    {"optimizer": "sgd", "lr": 0.1, "l1": 1e-3},
+])
+def test_pruned_weights_stay_exactly_zero_under_momentum_and_decay(digits, opt):
+    net = models.mlp(digits.input_shape, 10, hidden=(32,), seed=0)
+    training.train(net, digits, iterations=30, device="cpu", **opt)  # optimiser-free warm start
+    mask = pruning.global_magnitude_mask(net, 0.8)
+    training.train(net, digits, iterations=50, device="cpu", mask=mask, **opt)
+    for name, param in net.named_parameters():
+        if name in mask:
+            assert torch.all(param[~mask[name]] == 0), f"{name}: a pruned weight came back"
+            assert torch.all(param[mask[name]] != 0)
+
+
+def test_snapshots_hold_weights_at_chosen_iterations(digits):
+    net = models.mlp(digits.input_shape, 10, hidden=(32,), seed=0)
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    history = training.train(net, digits, iterations=40, snapshot_at=[0, 10, 40], device="cpu")
+    assert sorted(history.snapshots) == [0, 10, 40]
+    assert all(torch.equal(history.snapshots[0][k], init[k]) for k in init)
+    assert all(torch.equal(history.snapshots[40][k], v) for k, v in net.state_dict().items())
+    assert not torch.equal(history.snapshots[10]["fc1.weight"], init["fc1.weight"])
+    assert history.snapshots[10]["fc1.weight"] is not net.state_dict()["fc1.weight"]  # a copy, not a view
+
+
+def test_history_best_iteration_uses_validation(digits):
+    _, history = _run(digits)
+    assert len(history.val_acc) == 3 and history.best_iteration in history.iteration
+    assert history.best_index == max(range(3), key=lambda i: (history.val_acc[i], -i))
+
+
+def test_evaluate_returns_loss_and_accuracy(digits):
+    net = models.mlp(digits.input_shape, 10, seed=0)
+    loss, acc = training.evaluate(net, digits.x_test, digits.y_test)
+    assert 0 <= acc <= 1 and loss > 1.5  # untrained: near chance, loss near ln 10
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"iterations": 10, "epochs": 1}, "exactly one of iterations or epochs"),
+    ({}, "exactly one of iterations or epochs"),
+    ({"iterations": 10, "optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; allowed: 'sgd', 'adam'"),
+    ({"iterations": -1}, "iterations must be > 0"),
+])
+def test_bad_training_arguments(digits, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        training.train(models.mlp((1, 8, 8), seed=0), digits, **kwargs)
+
+
+def test_wrong_mask_is_refused_before_training(digits):
+    net = models.mlp((1, 8, 8), seed=0)
+    with pytest.raises(ValueError, match=r"mask\['fc1.weight'\] has shape \(3,\)"):
+        training.train(net, digits, iterations=1, mask={"fc1.weight": torch.ones(3, dtype=torch.bool)})
+
+
+def test_default_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert training.default_device().type == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert training.default_device().type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.default_device().type == "cuda"
+
+
+def test_progress_bar_can_be_switched_on(digits, capsys):
+    _run(digits, progress=True)
+    assert "training" in capsys.readouterr().err
