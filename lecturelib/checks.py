@@ -2,7 +2,7 @@
 *what* is wrong (a shape, a sparsity off by how much, a pruned weight that came back…), not only
 that something is.
 
-Every ``check_*`` returns ``True`` and prints one line when all cases pass, and raises
+Every ``check_*`` prints one line when all cases pass (and returns ``None``), and raises
 :class:`CheckFailed` with an explanation otherwise.
 """
 
@@ -17,9 +17,8 @@ class CheckFailed(AssertionError):
     """A self-check found a mistake; the message says which case and what differs."""
 
 
-def _passed(what: str, cases: int) -> bool:
+def _passed(what: str, cases: int) -> None:
     print(f"✓ {what}: all {cases} cases pass.")
-    return True
 
 
 def _call(fn: Callable, case: str, *args):
@@ -38,7 +37,7 @@ def _expect_tensor(result, expected_shape, name: str, case: str) -> None:
         raise CheckFailed(f"{name} returned shape {tuple(result.shape)}, expected {tuple(expected_shape)} — on the case {case}.")
 
 
-def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
+def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
     """Check ``fn(w, ratio)``: a copy of the 1-D weights ``w`` with the ``round(ratio * len(w))`` smallest ``|w|`` set to 0."""
     generator = torch.Generator().manual_seed(0)
     cases = [
@@ -67,4 +66,50 @@ def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> b
                 f"{case}: a weight with |w| = {original.abs()[~kept].max():.3f} was pruned while one with "
                 f"|w| = {original.abs()[kept].min():.3f} was kept — prune by the size |w|, not by the signed value."
             )
+    return _passed(fn.__name__, len(cases))
+
+
+def check_flatten_feature_indices(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
+    """Check ``fn(keep, height, width)``: the input features of the ``Linear`` after ``Flatten`` that survive
+    when only the channels ``keep`` (sorted 1-D indices) of a ``(C, height, width)`` feature map are kept.
+
+    ``nn.Flatten`` lays a ``(C, H, W)`` map out channel by channel, so channel ``c`` owns the contiguous
+    block of features ``c*H*W … (c+1)*H*W - 1``; the answer is those blocks, in increasing order.
+    """
+    cases = [
+        (torch.tensor([0, 2]), 2, 2),
+        (torch.tensor([1]), 1, 1),
+        (torch.tensor([0, 3, 5]), 4, 4),
+        (torch.tensor([2, 7]), 2, 3),
+    ]
+    for keep, height, width in cases:
+        case = f"keep={keep.tolist()}, height={height}, width={width}"
+        hw = height * width
+        expected = (keep[:, None] * hw + torch.arange(hw)).flatten()
+        result = _call(fn, case, keep.clone(), height, width)
+        if isinstance(result, torch.Tensor) and result.numel() == len(keep) and hw > 1:
+            raise CheckFailed(
+                f"{case}: you returned {result.numel()} indices, one per kept channel; after Flatten every channel c "
+                f"owns height*width = {hw} features (c*{hw} … c*{hw}+{hw - 1}), so expect {expected.numel()} indices."
+            )
+        _expect_tensor(result, expected.shape, fn.__name__, case)
+        if result.dtype.is_floating_point or result.dtype == torch.bool:
+            raise CheckFailed(f"{case}: the indices have dtype {result.dtype}; return integer indices (torch.long).")
+        if torch.equal(result.long(), expected):
+            continue
+        if torch.equal(result.long().sort().values, expected):
+            raise CheckFailed(
+                f"{case}: these are the right features but in the wrong order ({result.tolist()[:8]}…); keep them "
+                f"increasing, channel block after channel block, so fc1's columns keep the order Flatten produces."
+            )
+        i = int(torch.nonzero(result.long() != expected)[0])
+        got, want = int(result[i]), int(expected[i])
+        hint = ""
+        if len(result) > 1 and hw > 1 and int(result[1] - result[0]) != 1:
+            hint = (" Consecutive features of one channel must be adjacent: Flatten writes (C, H, W) channel-first, "
+                    "not pixel-first (H, W, C).")
+        raise CheckFailed(
+            f"{case}: position {i} holds feature {got} (channel {got // hw}, pixel {got % hw}), expected feature {want} "
+            f"(channel {want // hw}, pixel {want % hw}); channel c's features are c*{hw} … c*{hw}+{hw - 1}.{hint}"
+        )
     return _passed(fn.__name__, len(cases))

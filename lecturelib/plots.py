@@ -92,3 +92,74 @@ def plot_mean_band(
 def _metric_label(metric: str) -> str:
     split, _, kind = metric.partition("_")
     return f"{split} {'accuracy (%)' if kind == 'acc' else 'loss (cross-entropy)'}"
+
+
+def _as_image(values, shape=None):
+    values = np.asarray(values, dtype=float)
+    if shape is None:
+        side = int(round(np.sqrt(values.size)))
+        shape = (side, side) if side * side == values.size else (1, values.size)
+    return values.reshape(shape)
+
+
+def plot_weighted_sum_terms(w, x, *, axes=None, image_shape=None) -> np.ndarray:
+    """Draw the input ``x``, the weights ``w`` and the terms ``w_i x_i`` as images (three panels); return the axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(FIGSIZE[0], 2.8))
+    w, x = np.asarray(w, dtype=float), np.asarray(x, dtype=float)
+    panels = [("input $x_i$", x, "gray_r"), ("weights $w_i$", w, "RdBu_r"), ("terms $w_i x_i$", w * x, "RdBu_r")]
+    for ax, (title, values, cmap) in zip(axes, panels):
+        limit = np.abs(values).max() or 1.0
+        vmin = -limit if cmap == "RdBu_r" else values.min()
+        image = ax.imshow(_as_image(values, image_shape), cmap=cmap, vmin=vmin, vmax=limit)
+        ax.set_title(title)
+        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+        plt.colorbar(image, ax=ax, shrink=0.8)
+    return axes
+
+
+def plot_pruned_weighted_sum(w, x, ratio: float, *, fig=None) -> plt.Figure:
+    """Left: the terms ``w_i x_i`` left after pruning the ``ratio`` smallest-|w| weights (pruned ones crossed out).
+    Right: the weighted sum S after pruning that many weights by smallest |w|, largest |w| and at random."""
+    from . import importance
+
+    fig = fig if fig is not None else plt.figure(figsize=FIGSIZE)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
+    w_t, x_t = _tensor(w), _tensor(x)
+    kept = importance.prune_weights(w_t, ratio, "smallest")
+    terms = (kept * x_t).numpy()
+    limit = np.abs((w_t * x_t).numpy()).max() or 1.0
+    left.imshow(_as_image(terms), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    rows, cols = np.nonzero(_as_image((kept == 0).numpy()))
+    left.scatter(cols, rows, marker="x", s=14, color=COLORS["random"], linewidths=0.8)
+    left.set_title(f"terms kept ({ratio:.0%} of weights pruned)")
+    left.set_xticks([]), left.set_yticks([]), left.grid(False)
+    s = float(importance.weighted_sum(w_t, x_t))
+    orders = [("smallest |w|", "smallest", COLORS["retrained"]), ("random", "random", COLORS["random"]), ("largest |w|", "largest", COLORS["pruned"])]
+    values = [float(importance.weighted_sum(importance.prune_weights(w_t, ratio, order), x_t)) for _, order, _ in orders]
+    right.barh(["unpruned"] + [label for label, _, _ in orders], [s] + values, color=[COLORS["dense"]] + [c for *_, c in orders])
+    right.axvline(s, color=COLORS["dense"], lw=1, ls="--")
+    right.set_xlabel("weighted sum S (logit)")
+    right.set_title(f"S = {s:.2f}; pruning the smallest gives {values[0]:.2f}")
+    return fig
+
+
+def plot_sum_change(ratios, changes, *, ax=None, title: str | None = None) -> plt.Axes:
+    """Draw ``changes[order]`` (from :func:`lecturelib.importance.sum_change`) against the pruning ratio (%)."""
+    ax = ax if ax is not None else plt.gca()
+    colors = {"smallest": COLORS["retrained"], "random": COLORS["random"], "largest": COLORS["pruned"]}
+    for order, values in changes.items():
+        ax.plot(100 * np.asarray(ratios), np.asarray(values), marker="o", ms=3, color=colors.get(order), label=f"{order} |w| first" if order != "random" else "random order")
+    ax.set_xlabel("weights set to zero (%)")
+    ax.set_ylabel("mean |ΔS| / std(S)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def _tensor(values):
+    """``values`` as a float32 CPU tensor (accepts tensors, arrays and lists)."""
+    import torch
+
+    return values.detach().float().cpu() if hasattr(values, "detach") else torch.as_tensor(np.asarray(values), dtype=torch.float32)
