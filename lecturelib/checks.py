@@ -105,7 +105,9 @@ def check_flatten_feature_indices(fn: Callable[[torch.Tensor, int, int], torch.T
         i = int(torch.nonzero(result.long() != expected)[0])
         got, want = int(result[i]), int(expected[i])
         hint = ""
-        if len(result) > 1 and hw > 1 and int(result[1] - result[0]) != 1:
+        if torch.equal(result.long(), (keep[:, None] + torch.arange(hw)).flatten()):
+            hint = " It looks like the channel index was not multiplied by height*width: channel c's block starts at c*H*W."
+        elif len(result) > 1 and hw > 1 and int(result[1] - result[0]) != 1:
             hint = (" Consecutive features of one channel must be adjacent: Flatten writes (C, H, W) channel-first, "
                     "not pixel-first (H, W, C).")
         raise CheckFailed(
@@ -113,3 +115,285 @@ def check_flatten_feature_indices(fn: Callable[[torch.Tensor, int, int], torch.T
             f"(channel {want // hw}, pixel {want % hw}); channel c's features are c*{hw} … c*{hw}+{hw - 1}.{hint}"
         )
     return _passed(fn.__name__, len(cases))
+
+
+def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tuple]) -> None:
+    """Check ``fn(weight, bias, n_keep)``: keep the ``n_keep`` rows (output units) of ``weight`` with the
+    largest L2 norm, in their original order, and the matching entries of ``bias``; return
+    ``(smaller_weight, smaller_bias)`` — a smaller dense layer, not a layer with zero rows."""
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        (torch.tensor([[3.0, 0.0], [0.1, 0.1], [0.0, -2.0], [1.0, 1.0]]), torch.tensor([1.0, 2.0, 3.0, 4.0]), 2),
+        (torch.randn(16, 8, generator=generator), torch.randn(16, generator=generator), 4),
+        (torch.randn(10, 5, generator=generator), torch.randn(10, generator=generator), 10),
+    ]
+    for weight, bias, n_keep in cases:
+        case = f"weight {tuple(weight.shape)}, n_keep={n_keep}"
+        result = _call(fn, case, weight.clone(), bias.clone(), n_keep)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckFailed(f"{fn.__name__} should return a tuple (weight, bias), got {type(result).__name__} — on the case {case}.")
+        new_w, new_b = result
+        if isinstance(new_w, torch.Tensor) and n_keep < len(weight) and new_w.shape == weight.shape:
+            raise CheckFailed(
+                f"{case}: the weight still has shape {tuple(weight.shape)}. Zeroing rows does not remove them: "
+                f"return a smaller matrix with only the {n_keep} kept rows (shape ({n_keep}, {weight.shape[1]}))."
+            )
+        _expect_tensor(new_w, (n_keep, weight.shape[1]), f"{fn.__name__}(...)[0]", case)
+        _expect_tensor(new_b, (n_keep,), f"{fn.__name__}(...)[1]", case)
+        kept = torch.topk(weight.norm(dim=1), n_keep).indices
+        expected = kept.sort().values
+        if torch.equal(new_w, weight[kept]) and not torch.equal(kept, expected):
+            raise CheckFailed(f"{case}: you kept the right rows but sorted them by norm; keep them in their original order "
+                              "(the next layer's columns must stay aligned with them).")
+        if not torch.equal(new_w, weight[expected]):
+            norms = ", ".join(f"{v:.2f}" for v in weight.norm(dim=1)[:6].tolist())
+            raise CheckFailed(f"{case}: the kept rows are not the {n_keep} rows with the largest L2 norm "
+                              f"(row norms start {norms}…); score each row by its norm over all its inputs.")
+        if not torch.equal(new_b, bias[expected]):
+            raise CheckFailed(f"{case}: the bias entries do not belong to the kept rows; slice bias with the same indices.")
+    _passed(fn.__name__, len(cases))
+
+
+def check_survivor_histogram(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(weights, edges)``: the number of **non-zero** weights in each bin ``[edges[i], edges[i+1])``
+    (the last bin closed), ignoring pruned (exactly zero) weights and weights outside the edges."""
+    generator = torch.Generator().manual_seed(1)
+    dense = torch.randn(500, generator=generator)
+    pruned = dense.clone()
+    pruned[pruned.abs() < 0.5] = 0
+    cases = [
+        (torch.tensor([-0.9, -0.2, 0.0, 0.0, 0.1, 0.3, 0.3, 1.0]), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])),
+        (pruned, torch.linspace(-3, 3, 13)),
+        (dense.reshape(20, 25), torch.linspace(-2, 2, 9)),
+    ]
+    for weights, edges in cases:
+        case = f"weights {tuple(weights.shape)} with {int((weights == 0).sum())} zeros, {len(edges) - 1} bins"
+        result = _call(fn, case, weights.clone(), edges.clone())
+        _expect_tensor(result, (len(edges) - 1,), fn.__name__, case)
+        alive = weights.reshape(-1)[weights.reshape(-1) != 0]
+        alive = alive[(alive >= edges[0]) & (alive <= edges[-1])]
+        expected = torch.bincount((torch.bucketize(alive, edges, right=True) - 1).clamp(max=len(edges) - 2), minlength=len(edges) - 1)
+        got = result.round().long()
+        if torch.equal(got, expected):
+            continue
+        zeros = int((weights == 0).sum())
+        zero_bin = int((torch.bucketize(torch.tensor([0.0]), edges, right=True) - 1).clamp(0, len(edges) - 2))
+        diff = got - expected
+        if zeros and int(diff[zero_bin]) == zeros and int(diff.abs().sum()) == zeros:
+            raise CheckFailed(f"{case}: the bin around 0 holds {zeros} extra weights — you counted the pruned (zero) "
+                              "weights; count only the survivors (w != 0).")
+        if int(got.sum()) != int(expected.sum()):
+            raise CheckFailed(f"{case}: your bins hold {int(got.sum())} weights in all, expected {int(expected.sum())} "
+                              "(the non-zero weights between edges[0] and edges[-1]).")
+        i = int(diff.abs().argmax())
+        raise CheckFailed(f"{case}: bin {i} [{edges[i]:.2f}, {edges[i + 1]:.2f}) holds {int(got[i])} weights, expected "
+                          f"{int(expected[i])} — use the given edges, left-closed bins (the last one closed).")
+    _passed(fn.__name__, len(cases))
+
+
+def check_inverted_dropout(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> None:
+    """Check ``fn(x, p, generator)``: training-time (inverted) dropout — each entry is set to 0 with
+    probability ``p`` (draw with ``generator``) and the survivors are multiplied by ``1 / (1 - p)``."""
+    cases = [(0.5, 200_000), (0.2, 200_000), (0.8, 200_000), (0.0, 1000)]
+    for p, n in cases:
+        case = f"x = ones({n}), p={p}"
+        x = torch.ones(n)
+        result = _call(fn, case, x.clone(), p, torch.Generator().manual_seed(0))
+        _expect_tensor(result, x.shape, fn.__name__, case)
+        dropped = float((result == 0).float().mean())
+        if abs(dropped - p) > 0.01:
+            hint = " — did you drop with probability 1 - p (p is the probability to DROP)?" if abs(dropped - (1 - p)) < 0.01 else ""
+            raise CheckFailed(f"{case}: {dropped:.1%} of the entries are 0, expected about {p:.0%}{hint}")
+        alive = result[result != 0]
+        if len(alive) and not torch.allclose(alive, torch.full_like(alive, 1 / (1 - p)), rtol=1e-5):
+            value = float(alive.mean())
+            hint = (" — you multiplied by (1 - p) instead of dividing" if abs(value - (1 - p)) < 1e-4 else
+                    " — you forgot to scale the survivors" if abs(value - 1) < 1e-6 else "")
+            raise CheckFailed(f"{case}: survivors have value {value:.4f}, expected 1/(1-p) = {1 / (1 - p):.4f}{hint}; "
+                              "the scaling keeps the expected output equal to the input.")
+    x = torch.arange(1.0, 7.0)
+    a = _call(fn, "two calls with the same generator seed", x.clone(), 0.5, torch.Generator().manual_seed(3))
+    b = _call(fn, "two calls with the same generator seed", x.clone(), 0.5, torch.Generator().manual_seed(3))
+    if not torch.equal(a, b):
+        raise CheckFailed("two calls with generators of the same seed gave different masks: draw the random numbers "
+                          "with the generator you are given (e.g. torch.rand(x.shape, generator=generator)).")
+    kept = a != 0
+    if not torch.allclose(a[kept], 2 * x[kept]):
+        raise CheckFailed("on x = [1, …, 6] with p = 0.5 the survivors should be 2·x; each entry keeps its own value, scaled.")
+    _passed(fn.__name__, len(cases) + 1)
+
+
+def check_ticket_weights(fn: Callable[[dict, dict], dict]) -> None:
+    """Check ``fn(init_state, mask)``: the weights a lottery ticket restarts from, ``m ⊙ W_0``.
+
+    ``init_state`` is a ``state_dict`` (``{name: tensor}``) of the initialisation, ``mask`` a
+    ``{name: bool tensor}`` over some of its entries. The result must be a new dict with every name of
+    ``init_state``: masked entries multiplied by their mask, the others (biases…) copied unchanged;
+    the inputs must not be modified.
+    """
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        ({"fc.weight": torch.tensor([[1.0, -2.0], [3.0, -4.0]]), "fc.bias": torch.tensor([0.5, -0.5])},
+         {"fc.weight": torch.tensor([[True, False], [False, True]])}),
+        ({"fc1.weight": torch.randn(6, 4, generator=generator), "fc1.bias": torch.randn(6, generator=generator),
+          "fc2.weight": torch.randn(3, 6, generator=generator)},
+         {"fc1.weight": torch.rand(6, 4, generator=generator) > 0.7, "fc2.weight": torch.rand(3, 6, generator=generator) > 0.2}),
+    ]
+    for init, mask in cases:
+        case = f"init_state with {sorted(init)}, mask over {sorted(mask)}"
+        init_copy = {k: v.clone() for k, v in init.items()}
+        mask_copy = {k: v.clone() for k, v in mask.items()}
+        result = _call(fn, case, init, mask)
+        if not isinstance(result, dict):
+            raise CheckFailed(f"{fn.__name__} should return a dict {{name: tensor}}, got {type(result).__name__} — on the case {case}.")
+        if any(not torch.equal(init[k], init_copy[k]) for k in init) or any(not torch.equal(mask[k], mask_copy[k]) for k in mask):
+            raise CheckFailed(f"{case}: you changed init_state or mask in place; IMP needs W_0 again at every round, "
+                              "so return new tensors (e.g. w * m) instead of modifying the inputs.")
+        missing = sorted(set(init) - set(result))
+        if missing:
+            raise CheckFailed(f"{case}: the result lacks {missing}; entries the mask does not cover (biases…) must be kept, "
+                              "unchanged, or load_state_dict will fail.")
+        for name, w0 in init.items():
+            _expect_tensor(result[name], w0.shape, f"{fn.__name__}(...)[{name!r}]", case)
+            if name not in mask:
+                if not torch.equal(result[name], w0):
+                    raise CheckFailed(f"{case}: {name!r} is not in the mask, so it must be copied from init_state unchanged.")
+                continue
+            keep = mask[name].bool()
+            revived = int((result[name][~keep] != 0).sum())
+            if revived:
+                raise CheckFailed(f"{case}: {revived} pruned entries of {name!r} are non-zero; multiply by the mask so that "
+                                  "pruned weights are exactly 0.")
+            if not torch.equal(result[name][keep], w0[keep]):
+                raise CheckFailed(f"{case}: the kept entries of {name!r} differ from their initial values W_0; a winning ticket "
+                                  "restarts its surviving weights from exactly their initialisation (no rescaling, no new draw).")
+    _passed(fn.__name__, len(cases))
+
+
+def check_interpolate(fn: Callable[[dict, dict, float], dict]) -> None:
+    """Check ``fn(state_a, state_b, alpha)``: the state ``(1 - alpha) * state_a + alpha * state_b``.
+
+    Floating-point tensors are interpolated; integer tensors (such as a batch counter) are copied
+    from ``state_a``; the inputs must not be modified.
+    """
+    generator = torch.Generator().manual_seed(1)
+    a = {"fc.weight": torch.randn(4, 3, generator=generator), "fc.bias": torch.randn(4, generator=generator),
+         "bn.num_batches_tracked": torch.tensor(5)}
+    b = {"fc.weight": torch.randn(4, 3, generator=generator), "fc.bias": torch.randn(4, generator=generator),
+         "bn.num_batches_tracked": torch.tensor(9)}
+    alphas = [0.0, 1.0, 0.25, 0.5]
+    for alpha in alphas:
+        case = f"alpha={alpha}"
+        a_copy, b_copy = {k: v.clone() for k, v in a.items()}, {k: v.clone() for k, v in b.items()}
+        result = _call(fn, case, a, b, alpha)
+        if not isinstance(result, dict):
+            raise CheckFailed(f"{fn.__name__} should return a dict {{name: tensor}}, got {type(result).__name__} — on the case {case}.")
+        if any(not torch.equal(a[k], a_copy[k]) or not torch.equal(b[k], b_copy[k]) for k in a):
+            raise CheckFailed(f"{case}: you changed state_a or state_b in place; build new tensors instead.")
+        if set(result) != set(a):
+            raise CheckFailed(f"{case}: the result holds {sorted(result)}, expected the same names as the states {sorted(a)}.")
+        for name in ("fc.weight", "fc.bias"):
+            _expect_tensor(result[name], a[name].shape, f"{fn.__name__}(...)[{name!r}]", case)
+            expected = (1 - alpha) * a[name] + alpha * b[name]
+            if not torch.allclose(result[name], expected, atol=1e-6):
+                swapped = (1 - alpha) * b[name] + alpha * a[name]
+                hint = (" — you swapped the roles: alpha = 0 must give state_a and alpha = 1 state_b"
+                        if alpha != 0.5 and torch.allclose(result[name], swapped, atol=1e-6) else
+                        " — the weights of the two ends must add up to 1: (1 - alpha) and alpha")
+                raise CheckFailed(f"{case}: {name!r} is off by up to {float((result[name] - expected).abs().max()):.4f}{hint}.")
+        counter = result["bn.num_batches_tracked"]
+        if counter.is_floating_point() or int(counter) != 5:
+            raise CheckFailed(f"{case}: the integer tensor 'bn.num_batches_tracked' became {counter!r}; integer tensors "
+                              "are counters, not weights: copy them from state_a.")
+    _passed(fn.__name__, len(alphas))
+
+
+# --- The pruning loop, ratio curves and iterative schedules (lecturelib.iterative) ---
+
+def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
+    """Check ``fn(weight, mask, sparsity)``: the new mask ``M ← M ⊙ keep`` that prunes the smallest ``|w|`` among the weights still alive until ``round(sparsity * n)`` are pruned, without reviving any."""
+    generator = torch.Generator().manual_seed(0)
+    revived = torch.randn(6, 5, generator=generator)
+    old = torch.ones(6, 5, dtype=torch.bool)
+    old[0, :3] = False
+    revived[0, :3] = torch.tensor([5.0, -4.0, 3.0])  # pruned earlier, then (wrongly) grown large
+    cases = [
+        ("a fresh all-ones mask on 5 weights, sparsity 0.4", torch.tensor([0.5, -0.1, 2.0, -3.0, 0.05]), torch.ones(5, dtype=torch.bool), 0.4),
+        ("a 6x5 weight whose 3 pruned entries hold large values, sparsity 0.5", revived, old, 0.5),
+        ("a 6x5 weight already at the requested sparsity 0.1", revived, old, 0.1),
+        ("a fresh 8x8 mask, sparsity 0.9", torch.randn(8, 8, generator=generator), torch.ones(8, 8, dtype=torch.bool), 0.9),
+    ]
+    for case, weight, mask, target in cases:
+        w_before, m_before = weight.clone(), mask.clone()
+        result = _call(fn, case, weight, mask, target)
+        _expect_tensor(result, weight.shape, fn.__name__, case)
+        if not torch.equal(weight, w_before) or not torch.equal(mask, m_before):
+            raise CheckFailed(f"{case}: you changed the weight or the old mask in place; return a new mask instead.")
+        keep = result.bool()
+        back = int((keep & ~mask).sum())
+        if back:
+            raise CheckFailed(f"{case}: {back} weight(s) that the old mask had pruned are kept again — pruned weights must "
+                              "stay pruned (M ← M ⊙ keep), even when their value is large.")
+        n_prune = round(target * weight.numel())
+        zeros = int((~keep).sum())
+        if zeros != n_prune:
+            raise CheckFailed(f"{case}: the new mask prunes {zeros} of {weight.numel()} weights, expected "
+                              f"round({target} * {weight.numel()}) = {n_prune} — the sparsity counts the weights pruned before, too.")
+        newly = mask & ~keep
+        if newly.any() and (keep & mask).any() and weight.abs()[newly].max() > weight.abs()[keep].min():
+            raise CheckFailed(f"{case}: a weight with |w| = {weight.abs()[newly].max():.3f} was pruned while one with "
+                              f"|w| = {weight.abs()[keep].min():.3f} was kept — prune the smallest |w| among the weights still alive.")
+    _passed(fn.__name__, len(cases))
+
+
+def check_largest_safe_ratio(fn: Callable[[list, list, float, float], float]) -> None:
+    """Check ``fn(ratios, accuracies, reference, tolerance)``: the largest ratio up to which every accuracy is ``>= reference - tolerance``."""
+    cases = [
+        ("a curve that falls steadily", [0.5, 0.8, 0.9, 0.95], [97.0, 96.5, 90.0, 85.0], 97.0, 1.0, 0.8),
+        ("a curve that dips at 80 % and recovers at 90 %", [0.5, 0.8, 0.9, 0.95], [97.0, 90.0, 97.0, 97.0], 97.0, 1.0, 0.5),
+        ("a curve that ends exactly at reference - tolerance", [0.5, 0.8, 0.9], [97.0, 96.5, 96.0], 97.0, 1.0, 0.9),
+        ("a curve already below at the first ratio", [0.5, 0.8], [80.0, 70.0], 97.0, 1.0, 0.0),
+        ("a curve that never falls", [0.3, 0.6], [0.98, 0.97], 0.975, 0.01, 0.6),
+    ]
+    for case, ratios, accs, reference, tolerance, expected in cases:
+        result = _call(fn, case, list(ratios), list(accs), reference, tolerance)
+        if isinstance(result, bool) or not isinstance(result, (int, float)):
+            raise CheckFailed(f"{fn.__name__} should return a ratio (a float), got {type(result).__name__} — on the case {case}.")
+        if result in range(len(ratios)) and result != expected and ratios[int(result)] == expected:
+            raise CheckFailed(f"{case}: you returned the index {result}; return the ratio itself, ratios[{result}] = {expected}.")
+        if abs(result - expected) > 1e-12:
+            hint = {
+                1: " — after the first ratio that falls below reference - tolerance, stop: a later recovery does not count",
+                2: " — a value exactly at reference - tolerance is still within the tolerance (use >=)",
+                3: " — if even the first ratio is below, return 0.0",
+            }.get(cases.index((case, ratios, accs, reference, tolerance, expected)), "")
+            raise CheckFailed(f"{case}: got {result!r}, expected {expected!r}{hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
+    """Check ``fn(final_sparsity, rounds)``: ``rounds`` sparsities, each round pruning the same fraction of the *remaining* weights, ending exactly at ``final_sparsity``."""
+    cases = [(0.875, 3), (0.98, 5), (0.5, 1), (0.9, 4)]
+    for final, rounds in cases:
+        case = f"final_sparsity={final}, rounds={rounds}"
+        result = _call(fn, case, final, rounds)
+        try:
+            values = [float(v) for v in result]
+        except TypeError:
+            raise CheckFailed(f"{fn.__name__} should return a list of floats, got {type(result).__name__} — on the case {case}.") from None
+        if len(values) != rounds:
+            hint = " — do not include the dense starting point 0.0; one entry per round" if len(values) == rounds + 1 else ""
+            raise CheckFailed(f"{case}: got {len(values)} sparsities, expected one per round ({rounds}){hint}.")
+        if abs(values[-1] - final) > 1e-9:
+            raise CheckFailed(f"{case}: the schedule ends at {values[-1]:.6f}, not at the requested {final} (off by {values[-1] - final:+.2e}).")
+        if any(b <= a for a, b in zip(values[:-1], values[1:])) or values[0] <= 0:
+            raise CheckFailed(f"{case}: the sparsities {[round(v, 4) for v in values]} must increase, starting above 0.")
+        kept = [1.0] + [1 - v for v in values]
+        rates = [1 - b / a for a, b in zip(kept[:-1], kept[1:])]
+        if max(rates) - min(rates) > 1e-6:
+            linear = all(abs(v - final * (r + 1) / rounds) < 1e-9 for r, v in enumerate(values))
+            hint = (" — your steps are equal fractions of ALL weights (a linear schedule); each round must prune the same "
+                    "fraction of the weights still remaining: 1 - (1 - s)^(r / rounds)" if linear else "")
+            raise CheckFailed(f"{case}: the rounds prune {', '.join(f'{100 * p:.1f} %' for p in rates)} of the remaining "
+                              f"weights, expected the same rate every round{hint}.")
+    _passed(fn.__name__, len(cases))

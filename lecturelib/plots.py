@@ -163,3 +163,316 @@ def _tensor(values):
     import torch
 
     return values.detach().float().cpu() if hasattr(values, "detach") else torch.as_tensor(np.asarray(values), dtype=torch.float32)
+
+
+# --- Lottery tickets, rewinding and stability (lecturelib.lottery, lecturelib.stability) ---
+
+def plot_sparsity_curves(
+    ax: plt.Axes,
+    weights_left: Sequence[float],
+    curves: Mapping[str, tuple[np.ndarray, str]],
+    *,
+    ylabel: str,
+    percent: bool = False,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw one mean-and-range curve per label against the fraction of weights left (log axis, reversed).
+
+    Args:
+        ax: where to draw.
+        weights_left: fraction of weights kept at each level, shape ``(levels,)`` (1.0 = dense).
+        curves: ``{label: (values of shape (seeds, levels), colour)}``.
+        ylabel: the y-axis label (with its unit).
+        percent: multiply fractions by 100 (accuracies).
+        title: the title (state the finding).
+    """
+    x = 100 * np.asarray(weights_left, dtype=float)
+    for label, (values, color) in curves.items():
+        values = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
+        plot_mean_band(ax, x, values, label=label, color=color)
+    ax.set_xscale("log")
+    ax.set_xlim(x.max() * 1.15, x.min() / 1.15)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("weights left (%, log scale)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_interpolation(
+    ax: plt.Axes,
+    paths: Mapping[str, Sequence[Mapping]],
+    *,
+    metric: str = "errors",
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw error (%) or loss along the linear path between two trained copies, mean over seeds per label.
+
+    Args:
+        ax: where to draw.
+        paths: ``{label: [instability result dicts, one per seed]}``, each with ``"alphas"`` and ``metric``
+            (:meth:`lecturelib.stability.Instability.to_dict`).
+        metric: ``"errors"`` (drawn in %) or ``"losses"`` (cross-entropy).
+        colors: colour per label (default: a sequential colormap).
+        title: the title (state the finding).
+    """
+    cmap = plt.get_cmap("viridis")
+    for i, (label, runs) in enumerate(paths.items()):
+        values = np.array([run[metric] for run in runs], dtype=float) * (100 if metric == "errors" else 1)
+        color = (colors or {}).get(label, cmap(i / max(len(paths) - 1, 1) * 0.85))
+        plot_mean_band(ax, runs[0]["alphas"], values, label=label, color=color, marker=".")
+    ax.set_xlabel("interpolation coefficient α (0 = copy 1, 1 = copy 2)")
+    ax.set_ylabel("test error (%)" if metric == "errors" else "test loss (cross-entropy)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_barrier_vs_k(
+    ax: plt.Axes,
+    ks: Sequence[int],
+    curves: Mapping[str, tuple[np.ndarray, str]],
+    *,
+    percent: bool = True,
+    ylabel: str = "error barrier (percentage points)",
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw the barrier against the rewind iteration k: ``{label: (values of shape (seeds, len(ks)), colour)}``.
+
+    The x axis is symmetric-log so that k = 0 is shown; a dashed line marks 0 (stable).
+    """
+    for label, (values, color) in curves.items():
+        plot_mean_band(ax, ks, np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1), label=label, color=color)
+    ax.axhline(0, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("symlog", linthresh=max(min(k for k in ks if k > 0), 1) if any(k > 0 for k in ks) else 1)
+    ax.set_xticks(list(ks), [str(k) for k in ks])
+    ax.set_xlabel("rewind iteration k")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+# --- Gains and costs, weight distributions, dropout (lecturelib.latency, .distributions, .dropout, .regularization) ---
+
+def plot_weight_histograms(
+    counts: Mapping[str, Mapping[str, Sequence[float]]],
+    edges: Mapping[str, Sequence[float]],
+    *,
+    colors: Mapping[str, str] | None = None,
+    fig: plt.Figure | None = None,
+    title: str | None = None,
+) -> np.ndarray:
+    """Draw weight histograms: one row per layer, one column per state, shared x per row and shared y per row.
+
+    Args:
+        counts: ``{state: {layer: counts per bin}}``, e.g. states ``"before"``, ``"pruned"``,
+            ``"retrained"``; counts from :func:`lecturelib.distributions.survivor_histogram`.
+        edges: ``{layer: bin edges}`` (``len(counts) + 1`` values), the same for every state.
+        colors: ``{state: colour}``; default: ``COLORS[state]`` where it exists.
+        fig: figure to draw into (default: a new one, page width).
+        title: the figure's title.
+
+    Returns:
+        The axes, shape ``(layers, states)``.
+    """
+    states = list(counts)
+    layers = list(edges)
+    fig = fig if fig is not None else plt.figure(figsize=(FIGSIZE[0], 1.7 * len(layers) + 0.6))
+    axes = np.atleast_2d(fig.subplots(len(layers), len(states), sharex="row", sharey="row", squeeze=False))
+    palette = {**{s: COLORS.get(s, f"C{i}") for i, s in enumerate(states)}, **(colors or {})}
+    for row, layer in enumerate(layers):
+        e = np.asarray(edges[layer], dtype=float)
+        for col, state in enumerate(states):
+            ax = axes[row, col]
+            ax.stairs(np.asarray(counts[state][layer], dtype=float), e, fill=True, color=palette[state], alpha=0.85)
+            if row == 0:
+                ax.set_title(state)
+            if col == 0:
+                ax.set_ylabel(f"{layer}\nweights per bin")
+            if row == len(layers) - 1:
+                ax.set_xlabel("weight value")
+    if title:
+        fig.suptitle(title)
+    return axes
+
+
+def plot_learning_curves(
+    ax: plt.Axes,
+    curves: Mapping[str, tuple[Sequence[float], np.ndarray]],
+    *,
+    ylabel: str,
+    percent: bool = False,
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+    marker: str = "",
+) -> plt.Axes:
+    """Draw learning curves (mean over seeds with a min–max band), one per label.
+
+    Args:
+        ax: where to draw.
+        curves: ``{label: (iterations (T,), values (seeds, T))}``.
+        ylabel: y-axis label with its unit.
+        percent: multiply the values by 100 (accuracies given as fractions).
+        colors: ``{label: colour}``; default: ``COLORS[label]`` where it exists.
+        title: the title (state the finding).
+    """
+    for i, (label, (iterations, values)) in enumerate(curves.items()):
+        values = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
+        color = (colors or {}).get(label, COLORS.get(label, f"C{i}"))
+        plot_mean_band(ax, np.asarray(iterations), values, label=label, color=color, marker=marker)
+    ax.set_xlabel("training iteration (optimiser steps)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def plot_per_seed(
+    ax: plt.Axes,
+    values: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    percent: bool = False,
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw one dot per seed and a bar at the mean for each label: the spread over seeds at a glance."""
+    for i, (label, vals) in enumerate(values.items()):
+        vals = np.asarray(vals, dtype=float) * (100 if percent else 1)
+        color = (colors or {}).get(label, COLORS.get(label, f"C{i}"))
+        ax.bar(i, vals.mean(), color=color, alpha=0.35, width=0.6)
+        ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, color=color, s=18, zorder=3)
+    ax.set_xticks(range(len(values)), list(values))
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_latency(
+    ax: plt.Axes,
+    stats: Mapping[str, object],
+    *,
+    baseline: str,
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw horizontal bars of median latency relative to ``baseline`` (1 = as fast), with IQR whiskers.
+
+    Args:
+        stats: ``{label: LatencyStats}`` from :func:`lecturelib.latency.compare_latency`.
+        baseline: the label the others are divided by.
+    """
+    base = stats[baseline].median
+    labels = list(stats)
+    medians = np.array([stats[k].median / base for k in labels])
+    errors = np.array([[(stats[k].median - stats[k].q1) / base, (stats[k].q3 - stats[k].median) / base] for k in labels]).T
+    bar_colors = [(colors or {}).get(k, COLORS["dense"] if k == baseline else f"C{i}") for i, k in enumerate(labels)]
+    ax.barh(labels, medians, xerr=errors, color=bar_colors, alpha=0.85)
+    ax.axvline(1.0, color=COLORS["dense"], ls="--", lw=1)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median latency relative to {baseline} (×)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_dropout_masks(ax: plt.Axes, masks, *, title: str | None = None) -> plt.Axes:
+    """Draw sampled masks ``(steps, units)`` as an image: a dark cell is a unit switched off at that step."""
+    image = np.asarray(masks, dtype=float)
+    ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xlabel("hidden unit")
+    ax.set_ylabel("training step")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_ensemble_accuracy(
+    ax: plt.Axes,
+    ensemble_acc: Sequence[float],
+    member_acc: Sequence[float],
+    inference_acc: float,
+    *,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw the accuracy of the average of k sampled dropout sub-networks against k, the single
+    sub-networks' accuracies, and the one inference-time network (all units on, no sampling)."""
+    ens = 100 * np.asarray(ensemble_acc, dtype=float)
+    k = np.arange(1, len(ens) + 1)
+    ax.plot(k, ens, color=COLORS["dropout"], label="average of k sub-networks (MC dropout)")
+    ax.scatter(k, 100 * np.asarray(member_acc, dtype=float), s=8, color=COLORS["random"], label="one sub-network alone")
+    ax.axhline(100 * inference_acc, color=COLORS["dense"], ls="--", lw=1, label="inference network (all units on)")
+    ax.set_xscale("log")
+    ax.set_xlabel("sub-networks averaged, k (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+# --- Ratio curves and the pruning loop (lecturelib.iterative) ---
+
+def plot_ratio_curves(
+    axes: Sequence[plt.Axes],
+    ratios: Sequence[float],
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, str, str]],
+    *,
+    dense_acc: float | None = None,
+    title: str | None = None,
+) -> Sequence[plt.Axes]:
+    """Draw accuracy (``axes[0]``) and loss (``axes[1]``) against the fraction of weights pruned, one mean-and-range curve per label.
+
+    Args:
+        axes: two Axes (accuracy, loss).
+        ratios: fractions of weights pruned, shape ``(n,)``; drawn in percent.
+        curves: ``{label: (accuracies (seeds, n) as fractions, losses (seeds, n), colour, linestyle)}``.
+        dense_acc: the unpruned accuracy (fraction), drawn as a dotted reference line.
+        title: the figure's title (state the finding).
+    """
+    x = 100 * np.asarray(ratios, dtype=float)
+    for label, (accs, losses, color, style) in curves.items():
+        for ax, values in ((axes[0], 100 * np.atleast_2d(np.asarray(accs, dtype=float))), (axes[1], np.atleast_2d(np.asarray(losses, dtype=float)))):
+            ax.plot(x, values.mean(0), marker="o", ms=3.5, color=color, ls=style, label=label)
+            if len(values) > 1:
+                ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.15, lw=0)
+    if dense_acc is not None:
+        axes[0].axhline(100 * dense_acc, color=COLORS["dense"], ls=":", lw=1, label="dense")
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].set_ylabel("test loss (cross-entropy)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("weights pruned (%)")
+    axes[0].legend(loc="lower left")
+    if title:
+        axes[0].figure.suptitle(title, fontsize=11)
+    return axes
+
+
+def plot_surviving_histogram(ax: plt.Axes, weights, ratio: float, edges) -> plt.Axes:
+    """Draw the histogram of ``weights`` (outline) and of the weights that survive magnitude pruning of
+    the ``ratio`` smallest |w| (filled), on the fixed bin ``edges``; the title gives the count and threshold."""
+    from . import distributions, latency
+
+    flat = _tensor(weights).reshape(-1)
+    edges = _tensor(edges)
+    pruned = latency.zero_smallest(flat, float(ratio))
+    alive = distributions.survivors(pruned)
+    threshold = float(alive.abs().min()) if len(alive) else float("inf")
+    ax.stairs(distributions.survivor_histogram(flat, edges).numpy(), edges.numpy(), color=COLORS["random"], label="before pruning")
+    ax.stairs(distributions.survivor_histogram(pruned, edges).numpy(), edges.numpy(), fill=True, alpha=0.8,
+              color=COLORS["pruned"], label="surviving weights")
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("weights per bin")
+    ax.set_title(f"{ratio:.0%} pruned: {len(flat) - len(alive)} weights with |w| < {threshold:.3f} removed")
+    ax.legend()
+    return ax

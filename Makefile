@@ -1,0 +1,82 @@
+# Makefile: build, test and package the course "Pruning: from a weighted sum to lottery tickets".
+#
+#   make book     build the HTML book from the committed notebook outputs (never executes them)
+#   make test     the whole test suite (what CI runs through .ci/run)
+#   make student  write the student edition (solutions stubbed, outputs cleared) to _build/student/
+#   make bench    run the benchmarks (python -m benchmarks)
+#   make lab      open the notebooks in JupyterLab (lecturelib from this checkout)
+#   make execute  re-execute every notebook in place after a lecturelib change (then commit outputs)
+#   make clean    remove build outputs (keeps .venv; `make distclean` removes it too)
+#
+# Why lecturelib is NOT installed into .venv: the notebooks, the book and the tests must
+# always use the lecturelib of *this* checkout. An install (even an editable one) can go
+# stale or shadow the working tree. Instead pytest puts the repo root on sys.path
+# (pyproject.toml: pythonpath = ["."]), `python -m ...` run from the repo root finds it in
+# the current directory, and `make execute` sets PYTHONPATH to the repo root. The one place
+# where a real `pip install .` is exercised is tests/test_notebooks.py, which installs the
+# package into a throw-away virtual environment to prove the packaging (and so the Colab
+# bootstrap) works.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help env book test student bench lab execute clean distclean
+
+help:
+	@sed -n '3,10p' Makefile | sed 's/^# *//'
+
+# The virtual environment is (re)installed only when requirements-lock.txt is newer than the
+# stamp, so a second `make env` takes well under a second.
+$(STAMP): requirements-lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -r requirements-lock.txt
+	@touch $@
+
+# System packages for tests/test_browser.py: Debian's chromium, and a Korean font so the
+# glossary's Korean terms render in the screenshots. Installed only when missing (and only
+# as root); otherwise this is two quick checks.
+env: $(STAMP)
+	@pkgs=""; \
+	if [ ! -x $(CHROMIUM) ]; then pkgs="chromium fonts-nanum"; \
+	elif command -v fc-list >/dev/null && [ -z "$$(fc-list :lang=ko)" ]; then pkgs="fonts-nanum"; fi; \
+	if [ -n "$$pkgs" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $$pkgs"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs; \
+	  else \
+	    echo "note: missing $$pkgs and not root: tests/test_browser.py skips without chromium (fails under CI)"; \
+	  fi; \
+	fi
+
+book: env
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
+
+test: env
+	$(PY) -m pytest tests -q
+
+student: env
+	$(PY) tools/student_edition.py notebooks _build/student
+
+bench: env
+	$(PY) -m benchmarks
+
+lab: env
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter lab notebooks/
+
+execute: env
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9][0-9]_*.ipynb
+
+clean:
+	rm -rf _build build .pytest_cache .lecturelib_cache *.egg-info
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

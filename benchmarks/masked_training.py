@@ -1,0 +1,145 @@
+"""Figure 1: what a mask costs during training — lecturelib's masked training vs dense, and vs
+``torch.nn.utils.prune``'s reparametrisation, timed in interleaved rounds on the same batches.
+
+Three trainings of the same initial network on the same minibatches with the same optimiser:
+
+* ``dense`` — :func:`lecturelib.training.train` without a mask;
+* ``masked`` — the same call with a mask (gradients masked, weights re-zeroed after each step);
+* ``torch_prune`` — the mask attached with ``prune.custom_from_mask`` (:func:`lecturelib.pruning.to_torch_prune`:
+  ``weight = weight_orig * weight_mask`` recomputed by a forward pre-hook) and a plain loop of the
+  same shape as lecturelib's (same permutation generator, batches, ``loss.item()``, optimiser,
+  one evaluation at the end).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lecturelib import data as data_module
+from lecturelib import models, pruning, training
+
+from . import Timer, interleaved_runs, paired_ratio, summary, torch_threads
+
+TARGET_VS_DENSE = 1.10   # masked / dense time per epoch, at most
+TARGET_VS_TORCH = 1.00   # masked / torch.nn.utils.prune time per epoch, at most ("no slower")
+
+
+def plain_train(
+    model: nn.Module, data: data_module.Dataset, *, epochs: int, batch_size: int = 64, lr: float = 1e-3, data_seed: int = 0
+) -> float:
+    """Train ``model`` with Adam by a plain loop shaped like :func:`lecturelib.training.train`; return its test accuracy.
+
+    The minibatches are exactly lecturelib's (a ``randperm`` from a generator seeded with
+    ``data_seed`` at every epoch start), so the two loops do the same arithmetic apart from
+    how the mask is applied.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x_train, y_train = data.x_train, data.y_train
+    steps_per_epoch = -(-len(y_train) // batch_size)
+    generator = torch.Generator().manual_seed(data_seed)
+    running = 0.0
+    model.train()
+    for step in range(epochs * steps_per_epoch):
+        if step % steps_per_epoch == 0:
+            order = torch.randperm(len(y_train), generator=generator)
+        batch = order[(step % steps_per_epoch) * batch_size:(step % steps_per_epoch + 1) * batch_size]
+        loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+        running += loss.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _, acc = training.evaluate(model, data.x_test, data.y_test)
+    model.eval()
+    return acc
+
+
+def build(model_name: str, data: data_module.Dataset, seed: int = 0) -> nn.Module:
+    """Return the course's ``"mlp"`` (LeNet-300-100) or ``"cnn"`` (conv 16-32) for ``data``, initialised from ``seed``."""
+    return models.build_model(model_name, data.input_shape, data.num_classes, seed=seed)
+
+
+def variants(base: nn.Module, mask: pruning.Mask, data: data_module.Dataset, *, epochs: int, batch_size: int = 64) -> dict:
+    """Return ``{"dense", "masked", "torch_prune"}`` functions that each copy ``base``, train it and return the training's seconds."""
+    steps = epochs * -(-len(data.y_train) // batch_size)
+    kwargs = {"epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "lr": 1e-3,
+              "data_seed": 0, "eval_every": steps, "device": "cpu"}
+
+    def dense() -> float:
+        model = copy.deepcopy(base)
+        with Timer() as t:
+            training.train(model, data, **kwargs)
+        return t.seconds
+
+    def masked() -> float:
+        model = copy.deepcopy(base)
+        with Timer() as t:
+            training.train(model, data, mask=mask, **kwargs)
+        return t.seconds
+
+    def torch_prune() -> float:
+        model = pruning.to_torch_prune(copy.deepcopy(base), mask)
+        with Timer() as t:
+            plain_train(model, data, epochs=epochs, batch_size=batch_size)
+        return t.seconds
+
+    return {"dense": dense, "masked": masked, "torch_prune": torch_prune}
+
+
+def run(
+    model_names: Sequence[str] = ("mlp", "cnn"),
+    *,
+    sparsity: float = 0.9,
+    epochs: int = 2,
+    warmup: int = 1,
+    repeats: int = 7,
+    threads: int | None = 1,
+    data: data_module.Dataset | None = None,
+) -> dict:
+    """Time the three trainings per model in interleaved rounds; return medians per epoch and the ratios.
+
+    Args:
+        model_names: course models to time (``"mlp"``, ``"cnn"``).
+        sparsity: fraction of weights the (global magnitude) mask prunes.
+        epochs: epochs per timed training (the time is divided by it).
+        warmup / repeats: untimed and timed interleaved rounds.
+        threads: PyTorch threads during the benchmark (``None``: unchanged); 1, as the course's
+            experiment runner trains on a CPU, keeps thread scheduling on a shared machine out of the ratios.
+        data: the dataset (default: the offline digits).
+
+    Returns:
+        A JSON-ready dict: settings, per model ``seconds_per_epoch`` summaries and the ratios
+        ``masked_vs_dense``, ``masked_vs_torch_prune``, ``torch_prune_vs_dense`` (medians of paired
+        per-round ratios), the targets and whether they are met.
+    """
+    data = data_module.load_dataset("digits", seed=0) if data is None else data
+    out = {"settings": {"dataset": data.name, "train_images": len(data.y_train), "batch_size": 64, "optimizer": "adam",
+                        "sparsity": sparsity, "epochs_per_run": epochs, "warmup": warmup, "repeats": repeats,
+                        "torch_threads": threads or torch.get_num_threads(), "order": "dense, masked, torch_prune interleaved"},
+           "targets": {"masked_vs_dense": TARGET_VS_DENSE, "masked_vs_torch_prune": TARGET_VS_TORCH},
+           "models": {}}
+    for name in model_names:
+        base = build(name, data, seed=0)
+        mask = pruning.global_magnitude_mask(base, sparsity)
+        with torch_threads(threads):
+            times = interleaved_runs(variants(base, mask, data, epochs=epochs), warmup=warmup, repeats=repeats)
+        per_epoch = {label: [t / epochs for t in values] for label, values in times.items()}
+        ratios = {
+            "masked_vs_dense": paired_ratio(per_epoch["masked"], per_epoch["dense"]),
+            "masked_vs_torch_prune": paired_ratio(per_epoch["masked"], per_epoch["torch_prune"]),
+            "torch_prune_vs_dense": paired_ratio(per_epoch["torch_prune"], per_epoch["dense"]),
+        }
+        out["models"][name] = {
+            "parameters": models.count_parameters(base),
+            "seconds_per_epoch": {label: summary(values) for label, values in per_epoch.items()},
+            "raw_seconds_per_epoch": per_epoch,
+            "ratios": ratios,
+            "met": {
+                "masked_vs_dense": ratios["masked_vs_dense"]["median"] <= TARGET_VS_DENSE,
+                "masked_vs_torch_prune": ratios["masked_vs_torch_prune"]["median"] <= TARGET_VS_TORCH,
+            },
+        }
+    return out

@@ -1,0 +1,245 @@
+"""The book's performance page, rendered from the benchmark results JSON (``book/performance.md``).
+
+:func:`render_page` is a pure function of the results dict, so the page always shows exactly
+what ``benchmarks/results.json`` holds; a section missing from the JSON is shown as not measured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import PAGE_PATH
+
+SECTIONS = ("masked_training", "imp_cost", "structured_latency", "sparse_linear", "notebook_runtime")
+
+
+def verdict(met: bool | None) -> str:
+    """Return ``"met"``, ``"**missed**"`` or ``"not decided"`` (``None``: the figure is incomplete)."""
+    return "not decided" if met is None else ("met" if met else "**missed**")
+
+
+def ms(seconds: float) -> str:
+    """Return seconds as milliseconds with 3 significant digits, e.g. ``"12.3 ms"``."""
+    value = seconds * 1e3
+    return f"{value:.3g} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def ratio(entry: Mapping) -> str:
+    """Return a paired-ratio record as ``"1.03 (IQR 0.99–1.05)"``."""
+    return f"{entry['median']:.2f} (IQR {entry['q1']:.2f}–{entry['q3']:.2f})"
+
+
+def percent(fraction: float | None) -> str:
+    """Return a fraction as a percentage with up to 1 decimal (``None``: ``"—"``)."""
+    return "—" if fraction is None else f"{fraction * 100:.3g} %"
+
+
+def threads(n: int) -> str:
+    """Return ``"1 PyTorch thread"`` or ``"n PyTorch threads"``."""
+    return f"{n} PyTorch thread{'' if n == 1 else 's'}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def summary_rows(results: Mapping) -> list[list[str]]:
+    """Return the rows ``[figure, measured, target, verdict]`` of the page's overview table."""
+    rows = []
+    mt = results.get("masked_training")
+    if mt:
+        for name, model in mt["models"].items():
+            rows.append([f"Masked ÷ dense training, {name}", f"{model['ratios']['masked_vs_dense']['median']:.2f}",
+                         f"≤ {mt['targets']['masked_vs_dense']:.2f}", verdict(model["met"]["masked_vs_dense"])])
+            rows.append([f"Masked ÷ `torch.nn.utils.prune` training, {name}",
+                         f"{model['ratios']['masked_vs_torch_prune']['median']:.2f}",
+                         f"≤ {mt['targets']['masked_vs_torch_prune']:.2f}", verdict(model["met"]["masked_vs_torch_prune"])])
+    imp = results.get("imp_cost")
+    if imp:
+        rows.append([f"IMP, {imp['settings']['rounds']} rounds ÷ {imp['settings']['trainings']} dense trainings",
+                     f"{imp['ratio']['median']:.2f}", f"≤ {imp['target']:.2f}", verdict(imp["met"])])
+    sl = results.get("structured_latency")
+    if sl:
+        for net in sl["networks"]:
+            for row in net["pruned"]:
+                rows.append([f"Channel pruning {percent(row['fraction_removed'])}, {net['name']}: speed-up ÷ FLOP reduction",
+                             f"{row['efficiency']:.2f}", f"≥ {sl['target_efficiency']:.2f}", verdict(row["met"])])
+    sp = results.get("sparse_linear")
+    if sp:
+        for b in sp["batches"]:
+            rows.append([f"CSR vs dense {sp['settings']['shape'][0]}², batch {b['batch']}: break-even sparsity",
+                         percent(b["break_even_sparsity"]) if b["break_even_sparsity"] is not None
+                         else f"> {percent(b['max_sparsity'])}", "reported", "—"])
+            rows.append([f"CSR vs dense {sp['settings']['shape'][0]}², batch {b['batch']}: speed-up at {percent(b['max_sparsity'])}",
+                         f"{b['speedup_at_max_sparsity']:.2f}×", "reported", "—"])
+    nb = results.get("notebook_runtime")
+    if nb:
+        measured = f"{nb['total_seconds']:.0f} s over {nb['executed']} notebooks"
+        if nb["missing"]:
+            measured += f" ({len(nb['missing'])} missing)"
+        if nb["failed"]:
+            measured += f" ({len(nb['failed'])} failed)"
+        rows.append(["Course runtime, all notebooks", measured, f"≤ {nb['target_total_seconds']:.0f} s", verdict(nb["met"])])
+    return rows
+
+
+def _machine(results: Mapping) -> list[str]:
+    m = results.get("machine", {})
+    load = results.get("load_average", {})
+    lines = [
+        f"Measured on **{m.get('machine_class', 'an unknown machine')}** ({m.get('cpu_model', 'unknown CPU')}, "
+        f"{m.get('cores', '?')} usable cores, torch {m.get('torch', '?')}, Python {m.get('python', '?')}, {m.get('os', '?')})"
+        f" on {results.get('date', 'an unknown date')}; the whole run took {results.get('wall_seconds', 0) / 60:.1f} min."
+    ]
+    if load:
+        lines[0] += (f" The 1-minute load average was {load.get('start', float('nan')):.2f} at the start and "
+                     f"{load.get('end', float('nan')):.2f} at the end (background work inflates absolute times; "
+                     "the ratios below are measured in interleaved rounds to cancel it).")
+    return lines
+
+
+def _masked_training(mt: Mapping) -> list[str]:
+    s = mt["settings"]
+    lines = ["## Masked training", "",
+             f"The same initial network trained on the same {s['dataset']} minibatches (batch {s['batch_size']}, "
+             f"{s['optimizer']}) three ways: dense, with lecturelib's {{term}}`mask` ({percent(s['sparsity'])} "
+             "global magnitude sparsity, gradients masked and weights re-zeroed after each step), and with the mask "
+             "attached by `torch.nn.utils.prune.custom_from_mask` (the `weight_orig * weight_mask` "
+             f"reparametrisation) in a plain loop of the same shape. {s['epochs_per_run']} epochs per run, "
+             f"{s['warmup']} warm-up and {s['repeats']} timed rounds in the order {s['order']}; "
+             f"{threads(s['torch_threads'])}. Ratios are medians of the per-round ratios.", ""]
+    rows = []
+    for name, model in mt["models"].items():
+        t = model["seconds_per_epoch"]
+        r = model["ratios"]
+        rows.append([name, ms(t["dense"]["median"]), ms(t["masked"]["median"]), ms(t["torch_prune"]["median"]),
+                     ratio(r["masked_vs_dense"]), ratio(r["masked_vs_torch_prune"]), ratio(r["torch_prune_vs_dense"])])
+    lines += _table(["model", "dense / epoch", "masked / epoch", "torch prune / epoch", "masked ÷ dense",
+                     "masked ÷ torch prune", "torch prune ÷ dense"], rows)
+    lines += ["", f"Targets: masked ÷ dense ≤ {mt['targets']['masked_vs_dense']:.2f}; masked ÷ torch prune ≤ "
+              f"{mt['targets']['masked_vs_torch_prune']:.2f} (no slower).", ""]
+    return lines
+
+
+def _imp_cost(imp: Mapping) -> list[str]:
+    s = imp["settings"]
+    return ["## The cost of iterative magnitude pruning", "",
+            f"{{term}}`Iterative magnitude pruning <iterative magnitude pruning>` with {s['rounds']} rounds trains {s['trainings']} networks "
+            f"({s['model']} on {s['dataset']}, {s['iterations']} iterations each, evaluated every {s['eval_every']}). "
+            f"Its wall time is divided by the time of {s['trainings']} dense trainings of the same length, "
+            f"alternating with it in {s['repeats']} timed rounds after {s['warmup']} warm-up ({threads(s['torch_threads'])}).", "",
+            *_table(["IMP run", f"{s['trainings']} dense trainings", "one dense training", "IMP ÷ dense trainings",
+                     "extra per round", "target"],
+                    [[f"{imp['imp_seconds']['median']:.2f} s", f"{imp['dense_trainings_seconds']['median']:.2f} s",
+                      f"{imp['one_dense_training_seconds']['median']:.3f} s", ratio(imp["ratio"]),
+                      ms(imp["extra_seconds_per_round"]["median"]), f"≤ {imp['target']:.2f}: {verdict(imp['met'])}"]]),
+            ""]
+
+
+def _structured(sl: Mapping) -> list[str]:
+    s = sl["settings"]
+    lines = ["## Structured pruning: channels removed for real", "",
+             "{term}`Structured pruning <structured pruning>` removes whole convolution channels, so the network becomes a smaller "
+             f"dense one. Here the same fraction of the lowest-L1 filters of every convolution is removed and the "
+             f"smaller network is rebuilt; latency is measured at batch {s['batch']} ({s['warmup']} warm-up, "
+             f"{s['repeats']} interleaved rounds, {threads(s['torch_threads'])}). Speed-up = dense ÷ pruned latency; "
+             "FLOP reduction = dense ÷ pruned multiply-accumulates; efficiency = speed-up ÷ FLOP reduction "
+             f"(target ≥ {sl['target_efficiency']:.2f}).", ""]
+    for net in sl["networks"]:
+        lines += [f"### {net['name']}", "",
+                  f"Input {'×'.join(map(str, net['input_shape']))}, convolutions {net['channels']}, "
+                  f"{net['macs_per_image']:,} MACs per image; dense latency {ms(net['dense_latency_seconds']['median'])} "
+                  f"per batch.", ""]
+        rows = [[percent(r["fraction_removed"]), str(r["conv_widths"]), f"{r['mac_ratio']:.2f}", ms(r["latency_seconds"]["median"]),
+                 ratio(r["latency_ratio"]), f"{r['speedup']:.2f}×", f"{r['flop_reduction']:.2f}×", f"{r['efficiency']:.2f}",
+                 verdict(r["met"])] for r in net["pruned"]]
+        lines += _table(["channels removed", "widths", "MAC ratio", "latency", "latency ratio", "speed-up",
+                         "FLOP reduction", "efficiency", "target"], rows)
+        lines.append("")
+    return lines
+
+
+def _sparse(sp: Mapping) -> list[str]:
+    s = sp["settings"]
+    n = s["shape"][0]
+    lines = ["## Unstructured sparsity on a CPU", "",
+             f"A {n}×{n} linear layer ({s['dtype']}) dense and stored as {s['sparse_format']} after "
+             "{term}`unstructured pruning` of its smallest weights. The dense layer does the same work at any "
+             "{term}`sparsity`; the CSR product touches only the non-zeros but pays for indices and irregular "
+             f"memory access {{cite:p}}`hoefler2021sparsity`. {s['warmup']} warm-up and {s['repeats']} interleaved rounds, "
+             f"{threads(s['torch_threads'])}; ratios are CSR ÷ dense latency (below 1: CSR is faster).", ""]
+    for b in sp["batches"]:
+        be = b["break_even_sparsity"]
+        be_text = (f"break-even at ≈ {percent(be)} sparsity" if be is not None
+                   else f"CSR never reached the dense speed up to {percent(b['max_sparsity'])} sparsity")
+        lines += [f"### Batch {b['batch']}", "",
+                  f"Dense latency {ms(b['dense_latency_seconds']['median'])}; {be_text}; speed-up at "
+                  f"{percent(b['max_sparsity'])}: {b['speedup_at_max_sparsity']:.2f}×.", ""]
+        rows = [[percent(r["sparsity"]), ms(r["csr_latency_seconds"]["median"]), ratio(r["csr_vs_dense"]), f"{r['speedup']:.2f}×"]
+                for r in b["csr"]]
+        lines += _table(["sparsity", "CSR latency", "CSR ÷ dense", "speed-up"], rows)
+        lines.append("")
+    return lines
+
+
+def _notebooks(nb: Mapping) -> list[str]:
+    lines = ["## Course runtime", "",
+             "Each chapter notebook executed once, from a copy, in a fresh kernel with an empty experiment cache "
+             f"({nb['settings']['profile']}); times include the kernel's start. Target: the whole course in "
+             f"≤ {nb['target_total_seconds']:.0f} s.", ""]
+    rows = []
+    for r in nb["notebooks"]:
+        status = f"{r['status']} ({r['error']})" if r.get("error") else r["status"]
+        rows.append([f"`{r['notebook']}`", "—" if r["seconds"] is None else f"{r['seconds']:.1f} s", status.replace("|", "/")])
+    rows.append(["**total**", f"**{nb['total_seconds']:.1f} s**", f"{nb['executed']} executed"])
+    lines += _table(["notebook", "seconds", "status"], rows)
+    lines.append("")
+    if not nb["complete"]:
+        parts = []
+        if nb["missing"]:
+            parts.append(f"missing: {', '.join(nb['missing'])}")
+        if nb["failed"]:
+            parts.append(f"failed: {', '.join(nb['failed'])}")
+        lines += [f"The total is incomplete ({'; '.join(parts)}), so the target is not decided.", ""]
+    return lines
+
+
+def render_page(results: Mapping) -> str:
+    """Return the Markdown (MyST) text of the performance page for ``results`` (the benchmarks' JSON as a dict)."""
+    lines = ["# Performance", "",
+             "<!-- Generated by `make bench` (python -m benchmarks) from benchmarks/results.json; do not edit by hand. -->", "",
+             "A course that claims speed as a gain of pruning has to measure it, and a course run by many students "
+             "has to be fast on a laptop. Every figure below is a **ratio of two timings measured side by side in one "
+             "run** — medians over repeated, interleaved rounds after a warm-up — so it says more about another "
+             "machine than an absolute time would. Absolute times are given for scale only.", "",
+             *_machine(results), ""]
+    rows = summary_rows(results)
+    if rows:
+        lines += ["## Overview", "", *_table(["figure", "measured", "target", "verdict"], rows), ""]
+    renderers = {"masked_training": _masked_training, "imp_cost": _imp_cost, "structured_latency": _structured,
+                 "sparse_linear": _sparse, "notebook_runtime": _notebooks}
+    missing = []
+    for key in SECTIONS:
+        if results.get(key):
+            lines += renderers[key](results[key])
+        else:
+            missing.append(key)
+    notes = results.get("notes") or []
+    if notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    if missing:
+        lines += [f"Not measured in this run: {', '.join(missing)}.", ""]
+    lines += ["To measure on your machine, run `make bench` in the repository: it rewrites "
+              "`benchmarks/results.json` and this page (it must finish within 10 minutes on 2 cores)."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_page(results: Mapping, path: str | os.PathLike = PAGE_PATH) -> Path:
+    """Render ``results`` with :func:`render_page`, write the page to ``path`` and return the path."""
+    path = Path(path)
+    path.write_text(render_page(results), encoding="utf-8")
+    return path

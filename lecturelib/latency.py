@@ -1,0 +1,292 @@
+"""Measuring inference latency honestly: warm-up, repeated runs, medians, and the layers being timed
+(a dense weight, the same weight with zeros, a sparse CSR copy, a weight with whole rows removed,
+and stacks of layers with units or whole layers removed).
+
+Timings are wall-clock seconds of ``time.perf_counter``. They vary from run to run and from machine
+to machine, so the course reports **medians** of many runs after a **warm-up** (the first calls pay
+for memory allocation and caches), together with the interquartile range, and states the machine
+class (:func:`machine_class`). :func:`compare_latency` interleaves the candidates round by round, so
+a burst of background load slows all of them alike and their *ratios* stay meaningful.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_fraction, check_positive_int
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of repeated timings of one function, in seconds.
+
+    ``times`` are the individual measured runs (warm-up runs excluded); ``median`` is their
+    median and ``q1`` / ``q3`` their lower and upper quartiles, so ``iqr = q3 - q1`` says how
+    much the runs spread.
+    """
+
+    median: float
+    q1: float
+    q3: float
+    times: tuple[float, ...]
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range ``q3 - q1`` in seconds."""
+        return self.q3 - self.q1
+
+    @property
+    def repeats(self) -> int:
+        """Number of measured runs."""
+        return len(self.times)
+
+    def __str__(self) -> str:
+        return f"median {self.median * 1e3:.3f} ms (IQR {self.iqr * 1e3:.3f} ms, {self.repeats} runs)"
+
+
+def latency_stats(times: Sequence[float]) -> LatencyStats:
+    """Return the :class:`LatencyStats` (median and quartiles) of measured ``times`` in seconds.
+
+    Raises:
+        ValueError: ``times`` is empty or holds a negative value.
+    """
+    times = tuple(float(t) for t in times)
+    if not times:
+        raise ValueError("times must hold at least one measurement, got an empty sequence")
+    if min(times) < 0:
+        raise ValueError(f"times must be >= 0 seconds, got {min(times)!r}")
+    if len(times) == 1:
+        return LatencyStats(times[0], times[0], times[0], times)
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return LatencyStats(statistics.median(times), q1, q3, times)
+
+
+def measure_latency(
+    fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, threads: int | None = None
+) -> LatencyStats:
+    """Call ``fn()`` ``warmup`` times untimed, then ``repeats`` times timed; return the statistics.
+
+    Args:
+        fn: a function of no arguments, e.g. ``lambda: layer(x)``.
+        warmup: untimed calls first (allocations, caches, lazy initialisation).
+        repeats: timed calls; the median of these is the reported latency.
+        threads: PyTorch intra-op threads during the measurement (restored afterwards); ``None``
+            keeps the current setting. One thread makes timings robust on a busy machine.
+
+    Returns:
+        :class:`LatencyStats` in seconds.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or the counts are not ints.
+        ValueError: ``warmup < 0`` or ``repeats < 1``.
+    """
+    return compare_latency({"fn": fn}, warmup=warmup, repeats=repeats, threads=threads)["fn"]
+
+
+def compare_latency(
+    fns: Mapping[str, Callable[[], object]], *, warmup: int = 3, repeats: int = 20, threads: int | None = None
+) -> dict[str, LatencyStats]:
+    """Time several functions **interleaved**: each round calls every function once (in order, then
+    in reverse order in the next round, so no function is always first).
+
+    Background load then hits every candidate in the same rounds, which keeps latency *ratios*
+    stable even when absolute times drift.
+
+    Args:
+        fns: ``{label: function of no arguments}``.
+        warmup: untimed rounds first.
+        repeats: timed rounds.
+        threads: PyTorch intra-op threads during the measurement (restored afterwards); ``None``
+            keeps the current setting. With several threads, a kernel waits for its slowest
+            thread, so a busy core can make one run many times slower than the next; one thread
+            avoids that.
+
+    Returns:
+        ``{label: LatencyStats}`` in seconds, in the order of ``fns``.
+
+    Raises:
+        TypeError: a value of ``fns`` is not callable, or the counts are not ints.
+        ValueError: ``fns`` is empty, ``warmup < 0`` or ``repeats < 1``.
+    """
+    check_positive_int("warmup", warmup, allow_zero=True)
+    check_positive_int("repeats", repeats)
+    if not fns:
+        raise ValueError("fns must hold at least one function, got an empty mapping")
+    for label, fn in fns.items():
+        if not callable(fn):
+            raise TypeError(f"fns[{label!r}] must be callable, got {type(fn).__name__}")
+    if threads is not None:
+        check_positive_int("threads", threads)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        times = _timed_rounds(fns, warmup, repeats)
+    finally:
+        torch.set_num_threads(previous)
+    return {label: latency_stats(values) for label, values in times.items()}
+
+
+def _timed_rounds(fns: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        times: dict[str, list[float]] = {label: [] for label in fns}
+        items = list(fns.items())
+        for round_ in range(repeats):
+            for label, fn in items if round_ % 2 == 0 else items[::-1]:
+                start = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
+def speedups(stats: Mapping[str, LatencyStats], baseline: str) -> dict[str, float]:
+    """Return ``{label: median(baseline) / median(label)}``: above 1 means faster than the baseline.
+
+    Raises:
+        KeyError: ``baseline`` is not a label of ``stats``.
+    """
+    if baseline not in stats:
+        raise KeyError(f"baseline {baseline!r} is not one of the measured labels: {', '.join(stats)}")
+    base = stats[baseline].median
+    return {label: base / s.median for label, s in stats.items()}
+
+
+def machine_class() -> str:
+    """Return a short description of this machine without identifying it, e.g. ``"x86_64 CPU, 2 cores, torch 2.4.0"``.
+
+    The core count is the number of cores this process may use (CPU affinity where available).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not available on macOS / Windows
+        cores = os.cpu_count() or 1
+    version = torch.__version__.split("+")[0]
+    return f"{platform.machine() or 'unknown'} CPU, {cores} core{'s' if cores != 1 else ''}, torch {version}"
+
+
+# --- the layers being timed --------------------------------------------------------------------
+
+def random_weight(n_out: int, n_in: int, *, seed: int = 0) -> torch.Tensor:
+    """Return a ``(n_out, n_in)`` float32 weight with ``nn.Linear``'s default init scale, drawn from ``seed``."""
+    check_positive_int("n_out", n_out)
+    check_positive_int("n_in", n_in)
+    generator = torch.Generator().manual_seed(seed)
+    bound = 1.0 / n_in**0.5
+    return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
+
+
+def zero_smallest(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Return a copy of ``weight`` with its ``round(sparsity * numel)`` smallest-|w| entries set to 0.
+
+    The shape (and so the work of a dense kernel) is unchanged: this is unstructured pruning.
+    """
+    sparsity = check_fraction("sparsity", sparsity, allow_one=False)
+    flat = weight.detach().reshape(-1).clone()
+    n_prune = round(sparsity * flat.numel())
+    if n_prune:
+        magnitude = flat.abs()
+        below = magnitude <= torch.kthvalue(magnitude, n_prune).values  # O(n) selection
+        if int(below.sum()) != n_prune:  # ties at the threshold: fall back to an exact top-k
+            below = torch.zeros_like(below)
+            below[torch.topk(magnitude, n_prune, largest=False).indices] = True
+        flat[below] = 0
+    return flat.reshape(weight.shape)
+
+
+def remove_rows(weight: torch.Tensor, fraction: float, bias: torch.Tensor | None = None):
+    """Remove the ``round(fraction * n_out)`` rows (output units) of ``weight`` with the smallest L2 norm.
+
+    Returns a **smaller dense** matrix: this is structured (row / channel) pruning, and the work
+    of a dense kernel shrinks with it.
+
+    Args:
+        weight: ``(n_out, n_in)``.
+        fraction: share of rows removed, in [0, 1); at least one row survives.
+        bias: optional ``(n_out,)`` bias, sliced the same way.
+
+    Returns:
+        ``(kept_weight, kept_bias, kept_rows)``: shapes ``(k, n_in)``, ``(k,)`` or ``None``, and the
+        kept row indices ``(k,)`` in increasing order.
+
+    Raises:
+        ValueError: ``weight`` is not 2-D, ``bias`` does not match, or ``fraction`` is outside [0, 1).
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be 2-D (n_out, n_in), got shape {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    fraction = check_fraction("fraction", fraction)
+    n_out = weight.shape[0]
+    n_keep = max(1, n_out - round(fraction * n_out))
+    kept = torch.topk(weight.detach().norm(dim=1), n_keep).indices.sort().values
+    kept_bias = bias.detach()[kept].clone() if bias is not None else None
+    return weight.detach()[kept].contiguous(), kept_bias, kept
+
+
+def dense_linear(weight: torch.Tensor, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Return ``fn()`` computing ``x @ weight.T`` with a dense kernel (``x``: ``(batch, n_in)``)."""
+    return lambda: torch.nn.functional.linear(x, weight)
+
+
+def csr_linear(weight: torch.Tensor, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Return ``fn()`` computing ``x @ weight.T`` from a CSR copy of ``weight`` (a sparse-dense product).
+
+    The CSR format stores only the non-zeros with their column indices and row offsets, so its
+    work grows with the number of non-zeros, not with the full shape — but each non-zero costs
+    more than in a dense kernel (index look-ups, irregular memory access).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta" from PyTorch
+        csr = weight.detach().to_sparse_csr()
+    xt = x.T.contiguous()
+    return lambda: (csr @ xt).T
+
+
+def linear_stack(width: int, depth: int, *, seed: int = 0) -> list[torch.Tensor]:
+    """Return ``depth`` square ``(width, width)`` weights: a deep MLP block whose latency we time."""
+    check_positive_int("depth", depth)
+    return [random_weight(width, width, seed=seed + i) for i in range(depth)]
+
+
+def stack_forward(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Apply ``x ← relu(x @ W.T)`` for each weight in turn (no ReLU after the last); dense or CSR weights."""
+    for i, weight in enumerate(weights):
+        x = (weight @ x.T).T if weight.layout == torch.sparse_csr else torch.nn.functional.linear(x, weight)
+        if i < len(weights) - 1:
+            x = torch.relu(x)
+    return x
+
+
+def remove_hidden_units(weights: Sequence[torch.Tensor], fraction: float) -> list[torch.Tensor]:
+    """Remove ``fraction`` of the units of every hidden layer of a stack (the smallest-norm rows of
+    layer ``i`` and the matching columns of layer ``i + 1``); input and output widths stay.
+
+    Returns the new, smaller dense weights (channel pruning of a linear stack).
+    """
+    fraction = check_fraction("fraction", fraction)
+    weights = [w.detach() for w in weights]
+    for i in range(len(weights) - 1):
+        kept_w, _, kept = remove_rows(weights[i], fraction)
+        weights[i] = kept_w
+        weights[i + 1] = weights[i + 1][:, kept].contiguous()
+    return weights
+
+
+def weight_count(weights: Sequence[torch.Tensor]) -> int:
+    """Return the number of stored non-zero weights of a stack (dense zeros are not counted)."""
+    total = 0
+    for weight in weights:
+        total += int(weight._nnz()) if weight.layout == torch.sparse_csr else int((weight != 0).sum())
+    return total

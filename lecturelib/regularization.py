@@ -1,0 +1,157 @@
+"""Pruning and dropout as regularisers: train a dense, a pruned-then-retrained and a dropout network
+on the same small training set, for several seeds, with the same budget of optimiser steps.
+
+Every regime gets ``2 * iterations`` steps in all, so none wins by training longer:
+
+* ``"dense"`` — the plain MLP, ``2 * iterations`` steps.
+* ``"pruned"`` — the same dense run up to step ``iterations`` (same seed, so the very same
+  weights), then magnitude pruning to ``sparsity`` (layer-wise) and ``iterations`` steps of
+  retraining with the mask.
+* ``"dropout"`` — :func:`lecturelib.dropout.mlp_dropout` (same initial weights), ``2 * iterations`` steps;
+  its dropout masks are drawn from a generator seeded with the seed, so runs repeat exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as data_module
+from . import dropout, models, pruning, training
+from ._checks import check_choice, check_fraction, check_positive_int
+from .training import History
+
+REGIMES = ("dense", "pruned", "dropout")
+
+
+@dataclass
+class RegimeRun:
+    """One regime trained with one seed: its learning curves and final train / test scores.
+
+    Accuracies are fractions in [0, 1]; losses are mean cross-entropy (the train scores are measured
+    in ``eval()`` mode, i.e. with dropout off). ``model`` is the trained network (in eval mode).
+    """
+
+    regime: str
+    seed: int
+    history: History
+    train_acc: float
+    train_loss: float
+    test_acc: float
+    test_loss: float
+    sparsity: float
+    model: nn.Module | None = None
+
+
+def concat_histories(first: History, second: History) -> History:
+    """Return one :class:`History` with ``second``'s iterations shifted to follow ``first``'s last one."""
+    offset = first.iteration[-1] if first.iteration else 0
+    out = History()
+    for key in ("iteration", "train_loss", "val_loss", "val_acc", "test_loss", "test_acc"):
+        tail = getattr(second, key)
+        if key == "iteration":
+            tail = [offset + it for it in tail]
+        setattr(out, key, list(getattr(first, key)) + list(tail))
+    return out
+
+
+def _run(regime: str, seed: int, model, dataset, history: History, sparsity: float) -> RegimeRun:
+    train_loss, train_acc = training.evaluate(model, dataset.x_train, dataset.y_train)
+    test_loss, test_acc = training.evaluate(model, dataset.x_test, dataset.y_test)
+    return RegimeRun(regime, seed, history, train_acc, train_loss, test_acc, test_loss, sparsity, model)
+
+
+def compare_regimes(
+    dataset: str = "digits",
+    *,
+    n_train: int = 100,
+    seeds: Iterable[int] = (0, 1, 2, 3, 4),
+    iterations: int = 300,
+    sparsity: float = 0.8,
+    p: float = 0.5,
+    regimes: Sequence[str] = ("dense", "pruned"),
+    hidden: Sequence[int] = (300, 100),
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    eval_every: int = 25,
+) -> list[RegimeRun]:
+    """Train each regime on a small training set for each seed; return one :class:`RegimeRun` each.
+
+    For seed ``s`` the dataset split (``load_dataset(dataset, n_train=n_train, seed=s)``), the initial
+    weights and the minibatch order are all drawn from ``s``; every regime of that seed sees the
+    same data and starts from the same weights.
+
+    Args:
+        dataset: dataset name (see :func:`lecturelib.data.load_dataset`).
+        n_train: size of the (stratified) training subset — small, so that the dense net overfits.
+        seeds: seeds to repeat the experiment with.
+        iterations: half of each regime's step budget (see the module docstring).
+        sparsity: fraction of each layer's weights pruned in ``"pruned"``.
+        p: dropout probability in ``"dropout"``.
+        regimes: which of ``"dense"``, ``"pruned"``, ``"dropout"`` to run.
+        hidden: hidden widths of the MLP.
+        batch_size, lr: Adam settings.
+        eval_every: steps between two points of the learning curves.
+
+    Returns:
+        Runs ordered by seed, then by ``regimes``.
+    """
+    for regime in regimes:
+        check_choice("regime", regime, REGIMES)
+    check_positive_int("iterations", iterations)
+    sparsity = check_fraction("sparsity", sparsity)
+    runs: list[RegimeRun] = []
+    for seed in seeds:
+        ds = data_module.load_dataset(dataset, n_train=n_train, seed=seed)
+        by_regime: dict[str, RegimeRun] = {}
+        if "dense" in regimes or "pruned" in regimes:
+            model = models.mlp(ds.input_shape, ds.num_classes, hidden, seed=seed)
+            first = training.train(model, ds, iterations=iterations, batch_size=batch_size, lr=lr,
+                                   data_seed=seed, eval_every=eval_every)
+            if "pruned" in regimes:
+                pruned = training.clone_model(model)
+                mask = pruning.layerwise_magnitude_mask(pruned, sparsity)
+                second = training.train(pruned, ds, iterations=iterations, batch_size=batch_size, lr=lr,
+                                        mask=mask, data_seed=seed + 1000, eval_every=eval_every)
+                by_regime["pruned"] = _run("pruned", seed, pruned, ds, concat_histories(first, second),
+                                           pruning.sparsity(mask))
+            if "dense" in regimes:
+                second = training.train(model, ds, iterations=iterations, batch_size=batch_size, lr=lr,
+                                        data_seed=seed + 1000, eval_every=eval_every)
+                by_regime["dense"] = _run("dense", seed, model, ds, concat_histories(first, second), 0.0)
+        if "dropout" in regimes:
+            model = dropout.mlp_dropout(ds.input_shape, ds.num_classes, hidden, p=p, seed=seed)
+            with torch.random.fork_rng(devices=[]):  # nn.Dropout draws from the global generator
+                torch.manual_seed(seed)
+                history = training.train(model, ds, iterations=2 * iterations, batch_size=batch_size, lr=lr,
+                                         data_seed=seed, eval_every=eval_every)
+            by_regime["dropout"] = _run("dropout", seed, model, ds, history, 0.0)
+        runs += [by_regime[r] for r in regimes]
+    return runs
+
+
+def summarize(runs: Sequence[RegimeRun], metric: str = "test_acc") -> dict[str, dict[str, float]]:
+    """Return ``{regime: {"mean", "std", "min", "max", "n"}}`` of ``metric`` over seeds.
+
+    ``metric`` is one of ``"train_acc"``, ``"train_loss"``, ``"test_acc"``, ``"test_loss"``.
+    """
+    check_choice("metric", metric, ("train_acc", "train_loss", "test_acc", "test_loss"))
+    out: dict[str, dict[str, float]] = {}
+    for regime in dict.fromkeys(run.regime for run in runs):
+        values = np.array([getattr(run, metric) for run in runs if run.regime == regime], dtype=float)
+        out[regime] = {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
+                       "max": float(values.max()), "n": int(len(values))}
+    return out
+
+
+def curves(runs: Sequence[RegimeRun], regime: str, metric: str = "test_acc") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(iterations, values)`` of one regime's learning curves over seeds: shapes ``(T,)`` and ``(seeds, T)``."""
+    chosen = [run for run in runs if run.regime == regime]
+    if not chosen:
+        raise ValueError(f"no runs of regime {regime!r}; regimes present: {sorted({r.regime for r in runs})}")
+    iterations = np.asarray(chosen[0].history.iteration)
+    return iterations, np.array([getattr(run.history, metric) for run in chosen], dtype=float)

@@ -1,0 +1,280 @@
+"""The benchmarks' logic on tiny sizes: statistics, paired ratios, break-even, the runners' records and the page.
+
+No assertion here depends on how fast anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import benchmarks
+from benchmarks import imp_cost, masked_training, notebook_runtime, page, sparse_linear, structured_latency
+from lecturelib import data as data_module
+
+
+@pytest.fixture(scope="module")
+def tiny_digits():
+    full = data_module.load_dataset("digits", seed=0)
+    return data_module.Dataset(name="digits", x_train=full.x_train[:64], y_train=full.y_train[:64],
+                               x_val=full.x_val, y_val=full.y_val, x_test=full.x_test[:32], y_test=full.y_test[:32],
+                               num_classes=full.num_classes)
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+def test_summary_median_and_quartiles():
+    s = benchmarks.summary([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert s["median"] == 3.0 and s["q1"] == 2.0 and s["q3"] == 4.0 and s["iqr"] == 2.0 and s["n"] == 5
+    with pytest.raises(ValueError, match="empty"):
+        benchmarks.summary([])
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    # Per-round ratios 2, 1, 3 → median 2; the ratio of medians differs (20 / 10 = 2 here too, so use a skewed case).
+    num = [2.0, 10.0, 30.0]
+    den = [1.0, 10.0, 10.0]
+    r = benchmarks.paired_ratio(num, den)
+    assert r["median"] == pytest.approx(2.0)
+    assert r["ratio_of_medians"] == pytest.approx(10.0 / 10.0)
+    assert r["q1"] == pytest.approx(1.5) and r["q3"] == pytest.approx(2.5)
+
+
+def test_paired_ratio_cancels_a_drift_that_hits_both_series():
+    drift = [1.0, 2.0, 4.0, 8.0, 16.0]                  # the machine slows down 16-fold
+    r = benchmarks.paired_ratio([1.1 * d for d in drift], drift)
+    assert r["median"] == pytest.approx(1.1) and r["iqr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_paired_ratio_rejects_bad_series():
+    with pytest.raises(ValueError, match="equal lengths"):
+        benchmarks.paired_ratio([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="> 0"):
+        benchmarks.paired_ratio([1.0], [0.0])
+
+
+def test_interleaved_runs_alternates_and_skips_warmup():
+    order = []
+    fns = {name: (lambda n: lambda: order.append(n) or 0.5)(name) for name in "ABC"}
+    times = benchmarks.interleaved_runs(fns, warmup=1, repeats=2)
+    assert "".join(order) == "ABC" * 3
+    assert times == {"A": [0.5, 0.5], "B": [0.5, 0.5], "C": [0.5, 0.5]}
+    with pytest.raises(TypeError, match="callable"):
+        benchmarks.interleaved_runs({"A": 1})
+    with pytest.raises(ValueError, match="negative"):
+        benchmarks.interleaved_runs({"A": lambda: -1.0}, warmup=0, repeats=1)
+
+
+def test_machine_info_has_the_class_but_no_host_name():
+    import socket
+
+    info = benchmarks.machine_info()
+    assert {"machine_class", "cpu_model", "cores", "torch"} <= set(info)
+    assert socket.gethostname() not in json.dumps(info)
+
+
+# --- break-even sparsity ----------------------------------------------------------------------
+
+def test_break_even_interpolates_in_log_ratio():
+    # ratio 2 at 0.5 and 0.5 at 0.9: log crosses 0 half-way → 0.7
+    assert sparse_linear.break_even([0.5, 0.9], [2.0, 0.5]) == pytest.approx(0.7)
+    assert sparse_linear.break_even([0.5, 0.8, 0.9], [4.0, 2.0, 1.0]) == pytest.approx(0.9)
+
+
+def test_break_even_edge_cases():
+    assert sparse_linear.break_even([0.5, 0.9], [0.8, 0.5]) == 0.5     # already faster at the first point
+    assert sparse_linear.break_even([0.5, 0.9], [3.0, 1.2]) is None    # never pays
+    with pytest.raises(ValueError, match="increase"):
+        sparse_linear.break_even([0.9, 0.5], [1.0, 2.0])
+
+
+# --- the runners on tiny sizes ----------------------------------------------------------------
+
+def test_plain_loop_uses_lecturelib_batches_and_keeps_pruned_weights_zero(tiny_digits):
+    from lecturelib import pruning, training
+
+    base = masked_training.build("mlp", tiny_digits, seed=0)
+    mask = pruning.global_magnitude_mask(base, 0.5)
+    ours = masked_training.copy.deepcopy(base)
+    training.train(ours, tiny_digits, epochs=2, batch_size=16, mask=mask, data_seed=0, device="cpu")
+    theirs = pruning.to_torch_prune(masked_training.copy.deepcopy(base), mask)
+    masked_training.plain_train(theirs, tiny_digits, epochs=2, batch_size=16)
+    for name, keep in mask.items():
+        module = dict(theirs.named_modules())[name.rsplit(".", 1)[0]]
+        assert torch.all(module.weight[~keep] == 0)
+        # the same batches and optimiser: the two trainings end at (nearly) the same weights
+        assert torch.allclose(dict(ours.named_parameters())[name], module.weight, atol=1e-5)
+
+
+def test_masked_training_record(tiny_digits):
+    r = masked_training.run(("mlp",), sparsity=0.5, epochs=1, warmup=0, repeats=2, data=tiny_digits)
+    model = r["models"]["mlp"]
+    assert set(model["seconds_per_epoch"]) == {"dense", "masked", "torch_prune"}
+    assert all(len(v) == 2 for v in model["raw_seconds_per_epoch"].values())
+    raw = model["raw_seconds_per_epoch"]
+    expected = benchmarks.paired_ratio(raw["masked"], raw["dense"])["median"]
+    assert model["ratios"]["masked_vs_dense"]["median"] == pytest.approx(expected)
+    assert model["met"]["masked_vs_dense"] == (expected <= masked_training.TARGET_VS_DENSE)
+    json.dumps(r)
+
+
+def test_imp_cost_record(tiny_digits):
+    r = imp_cost.run(rounds=1, iterations=4, eval_every=2, hidden=(8,), warmup=0, repeats=2, data=tiny_digits)
+    assert r["settings"]["trainings"] == 2 and r["ratio"]["n"] == 2
+    assert r["met"] == (r["ratio"]["median"] <= imp_cost.TARGET)
+    assert torch.get_num_threads() >= 1
+    json.dumps(r)
+
+
+def test_structured_latency_record_counts_flops_of_the_rebuilt_network():
+    nets = [{"name": "tiny", "input_shape": (1, 8, 8), "channels": (4, 8), "hidden": 8}]
+    r = structured_latency.run(nets, fractions=(0.5,), batch=2, warmup=0, repeats=2)
+    row = r["networks"][0]["pruned"][0]
+    assert row["conv_widths"] == [2, 4]
+    assert row["max_abs_output_difference"] < 1e-5          # the small network computes what the masked one does
+    assert row["flop_reduction"] == pytest.approx(r["networks"][0]["macs_per_image"] / row["macs_per_image"])
+    assert row["efficiency"] == pytest.approx(row["speedup"] / row["flop_reduction"])
+    assert row["speedup"] == pytest.approx(1 / row["latency_ratio"]["median"])
+    json.dumps(r)
+
+
+def test_sparse_linear_record():
+    r = sparse_linear.run(size=32, sparsities=(0.5, 0.9), batches=(1,), warmup=0, repeats=2)
+    b = r["batches"][0]
+    assert [row["sparsity"] for row in b["csr"]] == [0.5, 0.9]
+    assert b["speedup_at_max_sparsity"] == pytest.approx(1 / b["csr"][-1]["csr_vs_dense"]["median"])
+    json.dumps(r)
+
+
+def test_chapters_from_toc_lists_the_ten_notebooks_in_order():
+    chapters = notebook_runtime.chapters_from_toc()
+    assert len(chapters) == 10 and chapters[0] == "01_weighted_sum" and chapters == sorted(chapters)
+
+
+def test_notebook_runtime_lists_missing_notebooks_without_running(tmp_path):
+    r = notebook_runtime.run(["99_nowhere"], notebook_dir=tmp_path)
+    assert r["missing"] == ["99_nowhere"] and r["executed"] == 0
+    assert r["complete"] is False and r["met"] is None
+
+
+def test_notebook_runtime_target_needs_every_notebook():
+    rows = [{"notebook": "01", "status": "ok", "seconds": 100.0, "error": None},
+            {"notebook": "02", "status": "ok", "seconds": 70.0, "error": None}]
+    assert notebook_runtime.summarise(rows)["met"] is True
+    rows[1]["seconds"] = 90.0
+    assert notebook_runtime.summarise(rows)["met"] is False
+    rows[1]["status"] = "error"
+    assert notebook_runtime.summarise(rows)["met"] is None
+
+
+def test_error_line_strips_colour_codes():
+    line = notebook_runtime.error_line(RuntimeError("Traceback…\n\x1b[31mAssertionError\x1b[39m: CSR was faster"))
+    assert line == "RuntimeError: AssertionError: CSR was faster"
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+def _results() -> dict:
+    ratio = lambda m: {"median": m, "q1": m - 0.01, "q3": m + 0.01, "iqr": 0.02, "n": 5, "ratio_of_medians": m}  # noqa: E731
+    secs = lambda m: {"median": m, "q1": m, "q3": m, "iqr": 0.0, "n": 5}  # noqa: E731
+    return {
+        "schema": 1, "date": "2026-01-01 00:00 UTC", "wall_seconds": 300.0,
+        "machine": {"machine_class": "x86_64 CPU, 2 cores, torch 2.4.0", "cpu_model": "Test CPU 9000", "cores": 2,
+                    "torch": "2.4.0", "python": "3.11", "os": "Linux x86_64"},
+        "load_average": {"start": 0.5, "end": 0.7}, "notes": ["a note"],
+        "masked_training": {
+            "settings": {"dataset": "digits", "batch_size": 64, "optimizer": "adam", "sparsity": 0.9, "epochs_per_run": 3,
+                         "warmup": 1, "repeats": 5, "order": "interleaved", "torch_threads": 2},
+            "targets": {"masked_vs_dense": 1.1, "masked_vs_torch_prune": 1.0},
+            "models": {"mlp": {"seconds_per_epoch": {k: secs(0.05) for k in ("dense", "masked", "torch_prune")},
+                               "ratios": {"masked_vs_dense": ratio(1.234), "masked_vs_torch_prune": ratio(0.876),
+                                          "torch_prune_vs_dense": ratio(1.4)},
+                               "met": {"masked_vs_dense": False, "masked_vs_torch_prune": True}}}},
+        "imp_cost": {"settings": {"rounds": 5, "trainings": 6, "model": "mlp (300, 100)", "dataset": "digits",
+                                  "iterations": 300, "eval_every": 20, "repeats": 5, "warmup": 1, "torch_threads": 1},
+                     "imp_seconds": secs(6.0), "dense_trainings_seconds": secs(5.5), "one_dense_training_seconds": secs(0.9),
+                     "extra_seconds_per_round": secs(0.1), "ratio": ratio(1.09), "target": 1.15, "met": True},
+        "structured_latency": {
+            "settings": {"batch": 256, "warmup": 5, "repeats": 30, "torch_threads": 2}, "target_efficiency": 0.8,
+            "networks": [{"name": "digits CNN", "input_shape": [1, 8, 8], "channels": [16, 32], "hidden": 64,
+                          "macs_per_image": 338944, "dense_latency_seconds": secs(0.004),
+                          "pruned": [{"fraction_removed": 0.5, "conv_widths": [8, 16], "macs_per_image": 100000,
+                                      "mac_ratio": 0.295, "latency_seconds": secs(0.002), "latency_ratio": ratio(0.5),
+                                      "speedup": 2.0, "flop_reduction": 3.39, "efficiency": 0.59, "met": False,
+                                      "max_abs_output_difference": 0.0}]}]},
+        "sparse_linear": {
+            "settings": {"shape": [4096, 4096], "dtype": "float32", "warmup": 3, "repeats": 15, "torch_threads": 2,
+                         "sparse_format": "CSR"},
+            "batches": [{"batch": 1, "dense_latency_seconds": secs(0.003),
+                         "csr": [{"sparsity": 0.5, "csr_latency_seconds": secs(0.01), "csr_vs_dense": ratio(3.3), "speedup": 0.3},
+                                 {"sparsity": 0.99, "csr_latency_seconds": secs(0.0005), "csr_vs_dense": ratio(0.16), "speedup": 6.25}],
+                         "break_even_sparsity": 0.913, "speedup_at_max_sparsity": 6.25, "max_sparsity": 0.99}]},
+        "notebook_runtime": notebook_runtime.summarise([
+            {"notebook": "01_weighted_sum", "status": "ok", "seconds": 12.5, "error": None},
+            {"notebook": "02_gains_and_costs", "status": "error", "seconds": 3.0, "error": "CellExecutionError: x | y"},
+            {"notebook": "03_weight_distributions", "status": "missing", "seconds": None, "error": None}]),
+    }
+
+
+def test_page_renders_the_given_json():
+    text = page.render_page(_results())
+    assert text.startswith("# Performance\n") and text.count("\n# ") == 0          # one H1
+    assert "Test CPU 9000" in text and "x86_64 CPU, 2 cores, torch 2.4.0" in text
+    assert "| Masked ÷ dense training, mlp | 1.23 | ≤ 1.10 | **missed** |" in text
+    assert "| Masked ÷ `torch.nn.utils.prune` training, mlp | 0.88 | ≤ 1.00 | met |" in text
+    assert "1.09 (IQR 1.08–1.10)" in text
+    assert "91.3 %" in text and "6.25×" in text
+    assert "`01_weighted_sum` | 12.5 s | ok" in text
+    assert "missing: 03_weight_distributions" in text and "not decided" in text
+    assert "x / y" in text                                   # a pipe in an error message cannot break the table
+    assert "- a note" in text
+
+
+def test_page_headings_do_not_skip_levels_and_missing_sections_are_named():
+    results = _results()
+    del results["sparse_linear"]
+    text = page.render_page(results)
+    levels = [len(line) - len(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")]
+    assert levels[0] == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:]))
+    assert "Not measured in this run: sparse_linear." in text
+
+
+def test_main_render_only_rewrites_the_page_from_json(tmp_path):
+    from benchmarks.__main__ import main
+
+    results, out = tmp_path / "r.json", tmp_path / "p.md"
+    benchmarks.write_results(_results(), results)
+    assert main(["--render-only", "--results", str(results), "--page", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == page.render_page(_results())
+
+
+def test_committed_page_matches_committed_results():
+    if not benchmarks.RESULTS_PATH.exists():
+        pytest.skip("benchmarks/results.json not written yet (make bench)")
+    committed = benchmarks.PAGE_PATH.read_text(encoding="utf-8")
+    assert committed == page.render_page(benchmarks.read_results()), "book/performance.md is stale: run `python -m benchmarks --render-only`"
+
+
+def test_error_line_skips_rule_lines():
+    line = notebook_runtime.error_line(RuntimeError("A cell timed out while it was being executed, after 300 seconds.\n-----\n"))
+    assert line.endswith("after 300 seconds.")
+
+
+def test_execute_notebook_runs_a_copy_and_stops_at_the_budget(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nprint(os.environ['PYTHONPATH'])")])
+    path = tmp_path / "01_fast.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_text()
+    ok = notebook_runtime.execute_notebook(path, budget=120)
+    assert ok["status"] == "ok" and ok["seconds"] > 0 and path.read_text() == before   # the original is untouched
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    nbformat.write(nb, path)
+    slow = notebook_runtime.execute_notebook(path, budget=3)
+    assert slow["status"] == "timeout" and slow["seconds"] < 40
+    broken = tmp_path / "02_broken.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert False, 'boom'")]), broken)
+    assert notebook_runtime.execute_notebook(broken)["error"].endswith("AssertionError: boom")

@@ -1,0 +1,143 @@
+"""Tests of the experiment runner: configs, profiles, hashing and the on-disk cache."""
+
+import json
+import warnings
+
+import pytest
+
+from lecturelib import experiments
+
+TINY = {
+    "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,)),
+    "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
+    "stability": dict(hidden=(8,), iterations=6, ks=(0, 2), seeds=(0,), alphas=3),
+}
+
+
+def test_config_hash_is_pinned():
+    # If this fails, a default changed: every cached result of the ci profile is recomputed.
+    # Update the value only on purpose.
+    assert experiments.config_hash(experiments.LotteryConfig()) == PINNED_LOTTERY_HASH
+
+
+PINNED_LOTTERY_HASH = "2994e9e2d6d0"
+
+
+def test_config_hash_changes_with_any_setting_and_not_with_the_profile_name():
+    base = experiments.make_config("lottery", "ci")
+    assert experiments.config_hash(base) == experiments.config_hash(experiments.make_config("lottery", "ci"))
+    assert experiments.config_hash(base) != experiments.config_hash(experiments.make_config("lottery", "ci", lr=1e-3))
+    assert experiments.config_hash(base) != experiments.config_hash(experiments.make_config("lottery", "ci", seeds=(0, 1)))
+    assert experiments.config_hash(experiments.make_config("lottery", "ci", seeds=[0, 1])) == \
+        experiments.config_hash(experiments.make_config("lottery", "ci", seeds=(0, 1)))
+    # two experiments with equal fields still differ
+    assert experiments.config_hash(experiments.StabilityConfig()) != experiments.config_hash(experiments.RewindingConfig())
+
+
+def test_profiles_cover_every_experiment_and_paper_is_frankle_and_carbin():
+    for profile, table in experiments.PROFILES.items():
+        assert set(table) == set(experiments.EXPERIMENTS), profile
+        for name in experiments.EXPERIMENTS:
+            experiments.make_config(name, profile)
+    paper = experiments.make_config("lottery", "paper")
+    assert (paper.dataset, paper.optimizer, paper.lr, paper.batch_size, paper.iterations) == ("mnist", "adam", 1.2e-3, 60, 50_000)
+    assert (paper.rate, paper.output_rate, paper.hidden) == (0.2, 0.1, (300, 100))
+
+
+def test_make_config_rejects_unknown_names():
+    with pytest.raises(ValueError, match="experiment"):
+        experiments.make_config("lotto")
+    with pytest.raises(ValueError, match="profile"):
+        experiments.make_config("lottery", "huge")
+    with pytest.raises(TypeError, match="'lrate'"):
+        experiments.make_config("lottery", lrate=0.1)
+
+
+@pytest.mark.parametrize("name", experiments.EXPERIMENTS)
+def test_run_computes_then_serves_from_cache(name, tmp_path, monkeypatch):
+    calls = []
+    real = {"lottery": experiments._run_lottery, "rewinding": experiments._run_rewinding, "stability": experiments._run_stability}[name]
+    monkeypatch.setattr(experiments, f"_run_{name}", lambda config: calls.append(config) or real(config))
+    first = experiments.run(name, directory=tmp_path, **TINY[name])
+    second = experiments.run(name, directory=tmp_path, **TINY[name])
+    assert len(calls) == 1, "the second run must come from the cache"
+    assert first == second
+    assert first["config_hash"] == experiments.config_hash(experiments.make_config(name, **TINY[name]))
+    experiments.run(name, directory=tmp_path, **{**TINY[name], "seeds": (1,)})
+    assert len(calls) == 2, "a changed setting must recompute"
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file may be left behind"
+
+
+def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path):
+    config = experiments.make_config("stability", **TINY["stability"])
+    path = experiments.result_path("stability", config, tmp_path)
+    path.write_text('{"config_hash": "trunc')
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        record = experiments.run("stability", directory=tmp_path, **TINY["stability"])
+    assert json.loads(path.read_text()) == record
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert experiments.run("stability", directory=tmp_path, **TINY["stability"]) == record
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LECTURELIB_CACHE", str(tmp_path / "c"))
+    assert experiments.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("LECTURELIB_CACHE")
+    assert str(experiments.cache_dir()) == ".lecturelib_cache"
+
+
+def test_write_json_atomic_replaces_the_file(tmp_path):
+    path = tmp_path / "sub" / "x.json"
+    experiments.write_json_atomic(path, {"a": 1})
+    experiments.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_result_readers_and_figures(tmp_path):
+    record = experiments.run("lottery", directory=tmp_path, **TINY["lottery"])
+    results = record["results"]
+    acc = experiments.level_metric(results["runs"]["ticket"], "best_test_acc")
+    assert acc.shape == (1, 2)
+    assert experiments.history_metric_at(results["runs"]["random"], "val_acc", 3).shape == (1, 2)
+    with pytest.raises(ValueError, match="not evaluated"):
+        experiments.history_metric_at(results["runs"]["random"], "val_acc", 4)
+    stab = experiments.run("stability", directory=tmp_path, **TINY["stability"])
+    ks, values = experiments.barrier_matrix(stab["results"]["by_k"])
+    assert ks == [0, 2] and values.shape == (1, 2)
+    import matplotlib
+    matplotlib.use("Agg")
+    for rec in (record, stab, experiments.run("rewinding", directory=tmp_path, **TINY["rewinding"])):
+        figs = experiments.figures(rec)
+        assert figs and all(hasattr(f, "savefig") for f in figs.values())
+
+
+def test_run_restores_the_thread_count(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    experiments.run("stability", directory=tmp_path, use_cache=False, **TINY["stability"])
+    assert torch.get_num_threads() == before
+    assert not list(tmp_path.iterdir()), "use_cache=False writes nothing"
+
+
+def test_plots_of_the_lottery_chapters_label_their_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from lecturelib import plots
+
+    fig, (a, b, c) = plt.subplots(1, 3)
+    plots.plot_sparsity_curves(a, [1.0, 0.5, 0.1], {"t": (np.array([[0.9, 0.9, 0.8], [0.9, 0.8, 0.7]]), "k")}, ylabel="acc (%)", percent=True)
+    assert a.get_xscale() == "log" and a.get_ylabel() == "acc (%)"
+    assert np.allclose(a.lines[0].get_ydata(), [90, 85, 75]), "mean over seeds, in percent"
+    runs = [{"alphas": [0.0, 0.5, 1.0], "errors": [0.1, 0.3, 0.1], "losses": [1, 2, 1]}]
+    plots.plot_interpolation(b, {"k = 0": runs})
+    assert np.allclose(b.lines[0].get_ydata(), [10, 30, 10]) and "α" in b.get_xlabel()
+    plots.plot_barrier_vs_k(c, [0, 10, 100], {"dense": (np.array([[0.01, 0.02, 0.0]]), "k")})
+    assert c.get_xscale() == "symlog" and "barrier" in c.get_ylabel()
+    plt.close(fig)

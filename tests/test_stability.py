@@ -1,0 +1,131 @@
+"""Tests of lecturelib.stability: interpolation, barriers and the instability analysis."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lecturelib import data, models, stability
+
+
+def test_interpolate_end_points_and_midpoint():
+    a = {"w": torch.zeros(2, 2), "steps": torch.tensor(3)}
+    b = {"w": torch.ones(2, 2) * 4, "steps": torch.tensor(9)}
+    assert torch.equal(stability.interpolate(a, b, 0.0)["w"], a["w"])
+    assert torch.equal(stability.interpolate(a, b, 1.0)["w"], b["w"])
+    mid = stability.interpolate(a, b, 0.25)
+    assert torch.allclose(mid["w"], torch.ones(2, 2))
+    assert int(mid["steps"]) == 3, "integer buffers are copied from state_a"
+
+
+def test_interpolate_rejects_mismatched_states():
+    with pytest.raises(KeyError):
+        stability.interpolate({"w": torch.zeros(1)}, {"v": torch.zeros(1)}, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        stability.interpolate({"w": torch.zeros(1)}, {"w": torch.zeros(2)}, 0.5)
+
+
+def test_barrier_is_height_above_mean_of_end_points():
+    assert stability.barrier([0.1, 0.3, 0.1]) == pytest.approx(0.2)
+    assert stability.barrier([0.1, 0.1, 0.3]) == pytest.approx(0.1)
+    assert stability.barrier([0.2, 0.15, 0.2]) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        stability.barrier([0.1])
+
+
+def _xor_like():
+    # A 1-D problem where two sign-flipped solutions have a barrier between them:
+    # the class is 1 when x > 0. Net a: w=+1 with bias; net b: the same (identical nets → no barrier)
+    x = torch.linspace(-1, 1, 40).reshape(-1, 1)
+    y = (x[:, 0] > 0).long()
+    return x, y
+
+
+def test_error_barrier_is_zero_between_identical_networks_and_positive_across_a_symmetry():
+    x, y = _xor_like()
+    model = nn.Sequential(nn.Linear(1, 2, bias=False), nn.ReLU(), nn.Linear(2, 2, bias=False))
+    # Solution a: hidden unit 0 = relu(x) → class 1, unit 1 = relu(-x) → class 0.
+    a = {"0.weight": torch.tensor([[1.0], [-1.0]]), "2.weight": torch.tensor([[0.0, 1.0], [1.0, 0.0]])}
+    # Solution b: the same network with its hidden units swapped (a permutation symmetry).
+    b = {"0.weight": torch.tensor([[-1.0], [1.0]]), "2.weight": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}
+    same, errors_same = stability.error_barrier(model, a, a, (x, y), alphas=5)
+    assert same == 0.0 and np.allclose(errors_same, errors_same[0])
+    height, errors = stability.error_barrier(model, a, b, (x, y), alphas=5)
+    assert errors[0] == 0 and errors[-1] == 0
+    assert height == pytest.approx(errors.max()) and height >= 0.4, "the midpoint of two permuted solutions is a bad network"
+    loss_height, losses = stability.loss_barrier(model, a, b, (x, y), alphas=[0.0, 0.5, 1.0])
+    assert len(losses) == 3 and loss_height > 0
+
+
+def test_path_metrics_validates_alphas():
+    x, y = _xor_like()
+    model = nn.Sequential(nn.Linear(1, 2))
+    state = model.state_dict()
+    with pytest.raises(ValueError, match="alphas"):
+        stability.path_metrics(model, state, state, (x, y), alphas=[0.2, 1.0])
+    with pytest.raises(ValueError, match="alphas"):
+        stability.path_metrics(model, state, state, (x, y), alphas=1)
+    with pytest.raises(TypeError, match="data"):
+        stability.path_metrics(model, state, state, x, alphas=3)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return data.load_dataset("digits", n_train=200)
+
+
+def test_instability_analysis_trains_two_copies_and_is_seeded(tiny):
+    model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    kw = dict(batch_size=16, device="cpu")
+    r1 = stability.instability_analysis(model, tiny, k=0, iterations=20, alphas=5, train_kwargs=kw)
+    r2 = stability.instability_analysis(model, tiny, k=0, iterations=20, alphas=5, train_kwargs=kw)
+    assert r1.to_dict() == r2.to_dict()
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items()), "the model must not change"
+    assert len(r1.errors) == 5 and r1.alphas[0] == 0.0 and r1.alphas[-1] == 1.0
+    assert r1.end_errors == [r1.errors[0], r1.errors[-1]]
+    assert r1.error_barrier == pytest.approx(max(r1.errors) - (r1.errors[0] + r1.errors[-1]) / 2)
+    assert r1.errors[0] != r1.errors[-1] or r1.losses[0] != r1.losses[-1], "the two copies should differ (different data orders)"
+
+
+def test_instability_analysis_keeps_a_mask(tiny):
+    model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
+    mask = {"fc1.weight": torch.rand(16, 64, generator=torch.Generator().manual_seed(0)) > 0.5}
+    r = stability.instability_analysis(model, tiny, k=3, iterations=10, mask=mask, alphas=3, train_kwargs={"device": "cpu"})
+    assert r.k == 3 and len(r.losses) == 3
+
+
+def test_instability_analysis_validates(tiny):
+    model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
+    with pytest.raises(ValueError, match="k must be smaller"):
+        stability.instability_analysis(model, tiny, k=10, iterations=10)
+    with pytest.raises(ValueError, match="data_seeds"):
+        stability.instability_analysis(model, tiny, k=0, iterations=10, data_seeds=(1, 1))
+    with pytest.raises(ValueError, match="data_seed"):
+        stability.instability_analysis(model, tiny, k=0, iterations=10, train_kwargs={"data_seed": 3})
+
+
+# --- the self-check of the exercise "interpolate two networks" ---
+
+from lecturelib import checks  # noqa: E402
+
+
+def good_interpolate(a, b, alpha):
+    return {n: (1 - alpha) * a[n] + alpha * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
+
+
+def test_check_interpolate_accepts_correct_solutions(capsys):
+    checks.check_interpolate(good_interpolate)
+    checks.check_interpolate(stability.interpolate)
+    assert "all 4 cases pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda a, b, t: {n: t * a[n] + (1 - t) * b[n] if a[n].is_floating_point() else a[n] for n in a}, "swapped the roles"),
+    (lambda a, b, t: {n: a[n] + t * b[n] if a[n].is_floating_point() else a[n] for n in a}, "add up to 1"),
+    (lambda a, b, t: {n: (1 - t) * a[n] + t * b[n] for n in a}, "integer tensor"),
+    (lambda a, b, t: {n: a[n].mul_(1 - t).add_(t * b[n]) if a[n].is_floating_point() else a[n] for n in a}, "in place"),
+])
+def test_check_interpolate_says_what_is_wrong(wrong, message):
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.check_interpolate(wrong)
