@@ -59,7 +59,7 @@ book: env
 	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
 
 test: env
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests lecturelib --doctest-modules -q
 
 student: env
 	$(PY) tools/student_edition.py notebooks _build/student

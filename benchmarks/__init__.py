@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from lecturelib._checks import check_positive_int
+from lecturelib._checks import check_functions, check_positive_int
+from lecturelib.experiments import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "benchmarks" / "results.json"
@@ -99,11 +100,7 @@ def interleaved_runs(
     """
     check_positive_int("warmup", warmup, allow_zero=True)
     check_positive_int("repeats", repeats)
-    if not fns:
-        raise ValueError("fns must hold at least one function, got an empty mapping")
-    for label, fn in fns.items():
-        if not callable(fn):
-            raise TypeError(f"fns[{label!r}] must be callable, got {type(fn).__name__}")
+    check_functions("fns", fns)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -192,6 +189,5 @@ def read_results(path: str | os.PathLike = RESULTS_PATH) -> dict:
 def write_results(results: Mapping, path: str | os.PathLike = RESULTS_PATH) -> Path:
     """Write ``results`` as indented JSON (keys in insertion order) to ``path`` and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    write_json_atomic(path, results, indent=1)
     return path

@@ -62,23 +62,23 @@ def build(model_name: str, data: data_module.Dataset, seed: int = 0) -> nn.Modul
     return models.build_model(model_name, data.input_shape, data.num_classes, seed=seed)
 
 
+SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}   # the diagnosis run: masks without Adam's sqrt
+
+
 def variants(base: nn.Module, mask: pruning.Mask, data: data_module.Dataset, *, epochs: int, batch_size: int = 64) -> dict:
-    """Return ``{"dense", "masked", "torch_prune"}`` functions that each copy ``base``, train it and return the training's seconds."""
+    """Return ``{"dense", "masked", "torch_prune", "dense_sgd", "masked_sgd"}`` functions that each
+    copy ``base``, train it and return the training's seconds (Adam, except the two ``_sgd`` ones)."""
     steps = epochs * -(-len(data.y_train) // batch_size)
-    kwargs = {"epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "lr": 1e-3,
-              "data_seed": 0, "eval_every": steps, "device": "cpu"}
+    adam = {"epochs": epochs, "batch_size": batch_size, "optimizer": "adam", "lr": 1e-3,
+            "data_seed": 0, "eval_every": steps, "device": "cpu"}
 
-    def dense() -> float:
-        model = copy.deepcopy(base)
-        with Timer() as t:
-            training.train(model, data, **kwargs)
-        return t.seconds
-
-    def masked() -> float:
-        model = copy.deepcopy(base)
-        with Timer() as t:
-            training.train(model, data, mask=mask, **kwargs)
-        return t.seconds
+    def lecturelib_training(**kwargs):
+        def run() -> float:
+            model = copy.deepcopy(base)
+            with Timer() as t:
+                training.train(model, data, **kwargs)
+            return t.seconds
+        return run
 
     def torch_prune() -> float:
         model = pruning.to_torch_prune(copy.deepcopy(base), mask)
@@ -86,7 +86,30 @@ def variants(base: nn.Module, mask: pruning.Mask, data: data_module.Dataset, *, 
             plain_train(model, data, epochs=epochs, batch_size=batch_size)
         return t.seconds
 
-    return {"dense": dense, "masked": masked, "torch_prune": torch_prune}
+    return {"dense": lecturelib_training(**adam), "masked": lecturelib_training(**adam, mask=mask),
+            "torch_prune": torch_prune,
+            "dense_sgd": lecturelib_training(**{**adam, **SGD}), "masked_sgd": lecturelib_training(**{**adam, **SGD}, mask=mask)}
+
+
+def sqrt_zero_vs_positive(n: int = 30_000, calls: int = 200, *, warmup: int = 1, repeats: int = 7) -> dict[str, float]:
+    """Return the paired ratio of ``sqrt`` time on ``n`` exact zeros ÷ on ``n`` positive numbers (float32).
+
+    Adam divides by ``sqrt`` of its second-moment estimate at every step; a pruned weight (or a
+    weight into a dead ReLU unit) has an exactly-zero gradient, hence an exactly-zero second moment.
+    Some CPUs take a slow path for ``sqrt(0)``, which makes sparse Adam steps cost more than dense ones.
+    """
+    zeros, positive = torch.zeros(n), torch.rand(n) + 0.5
+
+    def timed(x: torch.Tensor):
+        def run() -> float:
+            with Timer() as t:
+                for _ in range(calls):
+                    x.sqrt()
+            return t.seconds
+        return run
+
+    times = interleaved_runs({"zeros": timed(zeros), "positive": timed(positive)}, warmup=warmup, repeats=repeats)
+    return paired_ratio(times["zeros"], times["positive"])
 
 
 def run(
@@ -112,13 +135,15 @@ def run(
 
     Returns:
         A JSON-ready dict: settings, per model ``seconds_per_epoch`` summaries and the ratios
-        ``masked_vs_dense``, ``masked_vs_torch_prune``, ``torch_prune_vs_dense`` (medians of paired
-        per-round ratios), the targets and whether they are met.
+        ``masked_vs_dense``, ``masked_vs_torch_prune``, ``torch_prune_vs_dense`` and, as a diagnosis,
+        ``masked_vs_dense_sgd`` (medians of paired per-round ratios), the targets and whether they are
+        met, and ``sqrt_zero_vs_positive`` (see :func:`sqrt_zero_vs_positive`).
     """
     data = data_module.load_dataset("digits", seed=0) if data is None else data
     out = {"settings": {"dataset": data.name, "train_images": len(data.y_train), "batch_size": 64, "optimizer": "adam",
                         "sparsity": sparsity, "epochs_per_run": epochs, "warmup": warmup, "repeats": repeats,
-                        "torch_threads": threads or torch.get_num_threads(), "order": "dense, masked, torch_prune interleaved"},
+                        "torch_threads": threads or torch.get_num_threads(), "order": "dense, masked, torch_prune, dense_sgd, masked_sgd interleaved",
+                        "sgd": {"lr": SGD["lr"], "momentum": SGD["momentum"]}},
            "targets": {"masked_vs_dense": TARGET_VS_DENSE, "masked_vs_torch_prune": TARGET_VS_TORCH},
            "models": {}}
     for name in model_names:
@@ -131,6 +156,7 @@ def run(
             "masked_vs_dense": paired_ratio(per_epoch["masked"], per_epoch["dense"]),
             "masked_vs_torch_prune": paired_ratio(per_epoch["masked"], per_epoch["torch_prune"]),
             "torch_prune_vs_dense": paired_ratio(per_epoch["torch_prune"], per_epoch["dense"]),
+            "masked_vs_dense_sgd": paired_ratio(per_epoch["masked_sgd"], per_epoch["dense_sgd"]),
         }
         out["models"][name] = {
             "parameters": models.count_parameters(base),
@@ -142,4 +168,6 @@ def run(
                 "masked_vs_torch_prune": ratios["masked_vs_torch_prune"]["median"] <= TARGET_VS_TORCH,
             },
         }
+    with torch_threads(threads):
+        out["sqrt_zero_vs_positive"] = sqrt_zero_vs_positive(warmup=warmup, repeats=repeats)
     return out

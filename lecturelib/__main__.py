@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name, fig in experiments.figures(record).items():
             target = out / f"{args.experiment}-{record['config_hash']}-{name}.png"
-            fig.savefig(target)
+            partial = target.with_name(f".{target.name}.tmp.png")   # atomic: never a half-written figure
+            fig.savefig(partial)
+            os.replace(partial, target)
             print(f"figure: {target}")
     return 0
 

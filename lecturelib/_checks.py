@@ -3,7 +3,7 @@ the bad value and what is allowed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 def check_fraction(name: str, value: float, *, allow_one: bool = False) -> float:
@@ -32,3 +32,12 @@ def check_positive_int(name: str, value: int, *, allow_zero: bool = False) -> in
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
     return value
+
+
+def check_functions(name: str, fns: Mapping[str, object]) -> None:
+    """Raise unless ``fns`` is a non-empty ``{label: callable}`` mapping."""
+    if not fns:
+        raise ValueError(f"{name} must hold at least one function, got an empty mapping")
+    for label, fn in fns.items():
+        if not callable(fn):
+            raise TypeError(f"{name}[{label!r}] must be callable, got {type(fn).__name__}")

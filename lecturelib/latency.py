@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_fraction, check_positive_int
+from ._checks import check_fraction, check_functions, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,7 @@ def compare_latency(
     """
     check_positive_int("warmup", warmup, allow_zero=True)
     check_positive_int("repeats", repeats)
-    if not fns:
-        raise ValueError("fns must hold at least one function, got an empty mapping")
-    for label, fn in fns.items():
-        if not callable(fn):
-            raise TypeError(f"fns[{label!r}] must be callable, got {type(fn).__name__}")
+    check_functions("fns", fns)
     if threads is not None:
         check_positive_int("threads", threads)
     previous = torch.get_num_threads()

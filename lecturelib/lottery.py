@@ -77,7 +77,7 @@ def layer_rates(model: nn.Module, rate: float, output_rate: float | None = None)
     return rates
 
 
-def sparsity_schedule(rates: Mapping[str, float], rounds: int) -> list[dict[str, float]]:
+def layer_sparsity_schedule(rates: Mapping[str, float], rounds: int) -> list[dict[str, float]]:
     """Return the per-layer target sparsity after each of ``rounds`` rounds.
 
     Layer ``l`` pruned at rate ``r_l`` per round reaches ``1 - (1 - r_l) ** r`` after round ``r``
@@ -88,7 +88,7 @@ def sparsity_schedule(rates: Mapping[str, float], rounds: int) -> list[dict[str,
         :func:`~lecturelib.pruning.layerwise_magnitude_mask`.
 
     Examples:
-        >>> [{name: round(s, 3) for name, s in level.items()} for level in sparsity_schedule({"fc1.weight": 0.2, "fc3.weight": 0.1}, 2)]
+        >>> [{name: round(s, 3) for name, s in level.items()} for level in layer_sparsity_schedule({"fc1.weight": 0.2, "fc3.weight": 0.1}, 2)]
         [{'fc1.weight': 0.2, 'fc3.weight': 0.1}, {'fc1.weight': 0.36, 'fc3.weight': 0.19}]
     """
     check_positive_int("rounds", rounds)
@@ -149,7 +149,7 @@ def iterative_magnitude_pruning(
     for reserved in ("mask", "snapshot_at"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: iterative_magnitude_pruning sets it")
-    schedule = sparsity_schedule(layer_rates(model, rate, output_rate), rounds)
+    schedule = layer_sparsity_schedule(layer_rates(model, rate, output_rate), rounds)
 
     mask = ones_mask(model)
     history = train(model, data, mask=mask, snapshot_at=[rewind_iteration], **train_kwargs)  # level 0: dense

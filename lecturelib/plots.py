@@ -64,12 +64,7 @@ def plot_history(
             values = 100 * values
         color = (colors or {}).get(label, f"C{i}")
         ax.plot(history.iteration[: len(values)], values, label=label, color=color)
-    ax.set_xlabel("training iteration (optimiser steps)")
-    ax.set_ylabel(_metric_label(metric))
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="training iteration (optimiser steps)", ylabel=_metric_label(metric), title=title, legend=True)
 
 
 def plot_mean_band(
@@ -150,12 +145,7 @@ def plot_sum_change(ratios, changes, *, ax=None, title: str | None = None) -> pl
     colors = {"smallest": COLORS["retrained"], "random": COLORS["random"], "largest": COLORS["pruned"]}
     for order, values in changes.items():
         ax.plot(100 * np.asarray(ratios), np.asarray(values), marker="o", ms=3, color=colors.get(order), label=f"{order} |w| first" if order != "random" else "random order")
-    ax.set_xlabel("weights set to zero (%)")
-    ax.set_ylabel("mean |ΔS| / std(S)")
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="weights set to zero (%)", ylabel="mean |ΔS| / std(S)", title=title, legend=True)
 
 
 def _tensor(values):
@@ -193,12 +183,7 @@ def plot_sparsity_curves(
     ax.set_xscale("log")
     ax.set_xlim(x.max() * 1.15, x.min() / 1.15)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("weights left (%, log scale)")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="weights left (%, log scale)", ylabel=ylabel, title=title, legend=True)
 
 
 def plot_interpolation(
@@ -224,12 +209,8 @@ def plot_interpolation(
         values = np.array([run[metric] for run in runs], dtype=float) * (100 if metric == "errors" else 1)
         color = (colors or {}).get(label, cmap(i / max(len(paths) - 1, 1) * 0.85))
         plot_mean_band(ax, runs[0]["alphas"], values, label=label, color=color, marker=".")
-    ax.set_xlabel("interpolation coefficient α (0 = copy 1, 1 = copy 2)")
-    ax.set_ylabel("test error (%)" if metric == "errors" else "test loss (cross-entropy)")
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    ylabel = "test error (%)" if metric == "errors" else "test loss (cross-entropy)"
+    return _label_axes(ax, xlabel="interpolation coefficient α (0 = copy 1, 1 = copy 2)", ylabel=ylabel, title=title, legend=True)
 
 
 def plot_barrier_vs_k(
@@ -250,12 +231,7 @@ def plot_barrier_vs_k(
     ax.axhline(0, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("symlog", linthresh=max(min(k for k in ks if k > 0), 1) if any(k > 0 for k in ks) else 1)
     ax.set_xticks(list(ks), [str(k) for k in ks])
-    ax.set_xlabel("rewind iteration k")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="rewind iteration k", ylabel=ylabel, title=title, legend=True)
 
 
 # --- Gains and costs, weight distributions, dropout (lecturelib.latency, .distributions, .dropout, .regularization) ---
@@ -326,12 +302,7 @@ def plot_learning_curves(
         values = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
         color = (colors or {}).get(label, COLORS.get(label, f"C{i}"))
         plot_mean_band(ax, np.asarray(iterations), values, label=label, color=color, marker=marker)
-    ax.set_xlabel("training iteration (optimiser steps)")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="training iteration (optimiser steps)", ylabel=ylabel, title=title, legend=True)
 
 
 def plot_per_seed(
@@ -412,12 +383,7 @@ def plot_ensemble_accuracy(
     ax.scatter(k, 100 * np.asarray(member_acc, dtype=float), s=8, color=COLORS["random"], label="one sub-network alone")
     ax.axhline(100 * inference_acc, color=COLORS["dense"], ls="--", lw=1, label="inference network (all units on)")
     ax.set_xscale("log")
-    ax.set_xlabel("sub-networks averaged, k (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    if title:
-        ax.set_title(title)
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="sub-networks averaged, k (log scale)", ylabel="test accuracy (%)", title=title, legend=True)
 
 
 # --- Ratio curves and the pruning loop (lecturelib.iterative) ---
@@ -475,4 +441,18 @@ def plot_surviving_histogram(ax: plt.Axes, weights, ratio: float, edges) -> plt.
     ax.set_ylabel("weights per bin")
     ax.set_title(f"{ratio:.0%} pruned: {len(flat) - len(alive)} weights with |w| < {threshold:.3f} removed")
     ax.legend()
+    return ax
+
+
+def _label_axes(ax: plt.Axes, *, xlabel: str | None = None, ylabel: str | None = None,
+                title: str | None = None, legend: bool = False) -> plt.Axes:
+    """Set the axis labels, the title (when given) and the legend of ``ax``; return ``ax``."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend()
     return ax

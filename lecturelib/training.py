@@ -150,8 +150,8 @@ def train(
     device = torch.device(device) if device is not None else default_device()
 
     model.to(device)
-    masks = _prepare_mask(model, mask, device)
-    _zero_pruned(model, masks)
+    pruned, keeps = _prepare_mask(model, mask, device)
+    _zero_pruned(pruned, keeps)
     if optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     else:
@@ -181,10 +181,10 @@ def train(
             loss = loss + l1 * sum(w.abs().sum() for w in weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        for param, keep in masks:
-            param.grad.mul_(keep)
+        if pruned:  # no gradient into pruned weights, and re-zero them after the step (momentum, decay)
+            torch._foreach_mul_([param.grad for param in pruned], keeps)
         opt.step()
-        _zero_pruned(model, masks)
+        _zero_pruned(pruned, keeps)
         if bar is not None:
             bar.update()
         if (step + 1) % eval_every == 0 or step + 1 == total:
@@ -198,18 +198,20 @@ def train(
     return history
 
 
-def _prepare_mask(model: nn.Module, mask, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _prepare_mask(model: nn.Module, mask, device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Return the masked parameters and their 0/1 masks in the parameters' dtype and device."""
     if mask is None:
-        return []
+        return [], []
     check_mask(model, mask)
     params = dict(model.named_parameters())
-    return [(params[name], keep.to(device=device, dtype=params[name].dtype)) for name, keep in mask.items()]
+    return [params[name] for name in mask], [keep.to(device=device, dtype=params[name].dtype) for name, keep in mask.items()]
 
 
 @torch.no_grad()
-def _zero_pruned(model: nn.Module, masks) -> None:
-    for param, keep in masks:
-        param.mul_(keep)
+def _zero_pruned(pruned: list[torch.Tensor], keeps: list[torch.Tensor]) -> None:
+    # One fused multi-tensor kernel instead of one small multiply per layer: masked steps cost ~ dense ones.
+    if pruned:
+        torch._foreach_mul_(pruned, keeps)
 
 
 def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -111,12 +111,15 @@ def test_plain_loop_uses_lecturelib_batches_and_keeps_pruned_weights_zero(tiny_d
 def test_masked_training_record(tiny_digits):
     r = masked_training.run(("mlp",), sparsity=0.5, epochs=1, warmup=0, repeats=2, data=tiny_digits)
     model = r["models"]["mlp"]
-    assert set(model["seconds_per_epoch"]) == {"dense", "masked", "torch_prune"}
+    assert set(model["seconds_per_epoch"]) == {"dense", "masked", "torch_prune", "dense_sgd", "masked_sgd"}
     assert all(len(v) == 2 for v in model["raw_seconds_per_epoch"].values())
     raw = model["raw_seconds_per_epoch"]
     expected = benchmarks.paired_ratio(raw["masked"], raw["dense"])["median"]
     assert model["ratios"]["masked_vs_dense"]["median"] == pytest.approx(expected)
     assert model["met"]["masked_vs_dense"] == (expected <= masked_training.TARGET_VS_DENSE)
+    sgd = benchmarks.paired_ratio(raw["masked_sgd"], raw["dense_sgd"])["median"]
+    assert model["ratios"]["masked_vs_dense_sgd"]["median"] == pytest.approx(sgd)
+    assert r["sqrt_zero_vs_positive"]["n"] == 2 and r["sqrt_zero_vs_positive"]["median"] > 0
     json.dumps(r)
 
 
@@ -186,12 +189,14 @@ def _results() -> dict:
         "load_average": {"start": 0.5, "end": 0.7}, "notes": ["a note"],
         "masked_training": {
             "settings": {"dataset": "digits", "batch_size": 64, "optimizer": "adam", "sparsity": 0.9, "epochs_per_run": 3,
-                         "warmup": 1, "repeats": 5, "order": "interleaved", "torch_threads": 2},
+                         "warmup": 1, "repeats": 5, "order": "interleaved", "torch_threads": 2,
+                         "sgd": {"lr": 0.05, "momentum": 0.9}},
             "targets": {"masked_vs_dense": 1.1, "masked_vs_torch_prune": 1.0},
             "models": {"mlp": {"seconds_per_epoch": {k: secs(0.05) for k in ("dense", "masked", "torch_prune")},
                                "ratios": {"masked_vs_dense": ratio(1.234), "masked_vs_torch_prune": ratio(0.876),
-                                          "torch_prune_vs_dense": ratio(1.4)},
-                               "met": {"masked_vs_dense": False, "masked_vs_torch_prune": True}}}},
+                                          "torch_prune_vs_dense": ratio(1.4), "masked_vs_dense_sgd": ratio(1.05)},
+                               "met": {"masked_vs_dense": False, "masked_vs_torch_prune": True}}},
+            "sqrt_zero_vs_positive": ratio(5.5)},
         "imp_cost": {"settings": {"rounds": 5, "trainings": 6, "model": "mlp (300, 100)", "dataset": "digits",
                                   "iterations": 300, "eval_every": 20, "repeats": 5, "warmup": 1, "torch_threads": 1},
                      "imp_seconds": secs(6.0), "dense_trainings_seconds": secs(5.5), "one_dense_training_seconds": secs(0.9),
@@ -225,6 +230,7 @@ def test_page_renders_the_given_json():
     assert "| Masked ÷ dense training, mlp | 1.23 | ≤ 1.10 | **missed** |" in text
     assert "| Masked ÷ `torch.nn.utils.prune` training, mlp | 0.88 | ≤ 1.00 | met |" in text
     assert "1.09 (IQR 1.08–1.10)" in text
+    assert "1.05 (IQR 1.04–1.06) |" in text and "takes 5.5× the time" in text      # the SGD diagnosis and sqrt(0)
     assert "91.3 %" in text and "6.25×" in text
     assert "`01_weighted_sum` | 12.5 s | ok" in text
     assert "missing: 03_weight_distributions" in text and "not decided" in text

@@ -27,8 +27,8 @@ def test_layer_rates_gives_the_output_layer_its_own_rate(tiny):
         lottery.layer_rates(make(0, tiny), 0.2, 1.5)
 
 
-def test_sparsity_schedule_compounds_each_layer_rate():
-    schedule = lottery.sparsity_schedule({"a": 0.2, "b": 0.1}, 3)
+def test_layer_sparsity_schedule_compounds_each_layer_rate():
+    schedule = lottery.layer_sparsity_schedule({"a": 0.2, "b": 0.1}, 3)
     assert len(schedule) == 3
     assert schedule[2]["a"] == pytest.approx(1 - 0.8 ** 3)
     assert schedule[2]["b"] == pytest.approx(1 - 0.9 ** 3)

@@ -222,7 +222,9 @@ def write_student_edition(src: Path, dst: Path) -> list[Path]:
         student = student_notebook(nb)
         nbformat.validate(student)
         out = dst / path.name
-        nbformat.write(student, out)
+        partial = out.with_name(f".{out.name}.tmp")   # then rename: never a half-written notebook
+        nbformat.write(student, partial)
+        partial.replace(out)
         written.append(out)
     return written
 
