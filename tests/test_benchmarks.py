@@ -284,3 +284,51 @@ def test_execute_notebook_runs_a_copy_and_stops_at_the_budget(tmp_path):
     broken = tmp_path / "02_broken.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("assert False, 'boom'")]), broken)
     assert notebook_runtime.execute_notebook(broken)["error"].endswith("AssertionError: boom")
+
+
+# --- chapters 2 and 7 against the committed benchmark run -------------------------------------
+
+def _outputs(notebook: str) -> str:
+    """Return the committed text outputs of ``notebooks/<notebook>`` joined by newlines."""
+    import nbformat
+
+    nb = nbformat.read(benchmarks.REPO / "notebooks" / notebook, as_version=4)
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_chapter_2_csr_break_even_agrees_with_the_benchmark():
+    import re
+
+    chapter = {int(b): {float(s) / 100: float(r) for s, r in re.findall(r"(\d+)%: ([\d.]+)×", rest)}
+               for b, rest in re.findall(r"^batch\s+(\d+): (\d+%: .*)$", _outputs("02_gains_and_costs.ipynb"), re.M)}
+    assert chapter, "chapter 2's CSR latency table (batch N: s%: r×, …) is not in its committed outputs"
+    bench = {b["batch"]: b for b in benchmarks.read_results()["sparse_linear"]["batches"]}
+    for batch, csr_over_dense in chapter.items():
+        slower = max(s for s, r in csr_over_dense.items() if r > 1)    # CSR slower than dense up to here …
+        faster = min(s for s, r in csr_over_dense.items() if r < 1)    # … and faster from here
+        assert slower < faster, f"chapter 2, batch {batch}: CSR is not slower at low and faster at high sparsity"
+        if batch in bench:
+            break_even = bench[batch]["break_even_sparsity"]
+            assert slower < break_even < faster, (f"batch {batch}: the benchmark's break-even {break_even:.0%} lies "
+                                                  f"outside chapter 2's bracket ({slower:.0%}, {faster:.0%})")
+            assert bench[batch]["speedup_at_max_sparsity"] > 1 and csr_over_dense[max(csr_over_dense)] < 1
+
+
+def test_chapter_7_channel_pruning_agrees_with_the_benchmark():
+    import re
+
+    rows = re.findall(r"^channel (\d+)%: ([\d.]+)× fewer FLOPs, ([\d.]+)× faster", _outputs("07_structured_pruning.ipynb"), re.M)
+    assert len(rows) == 2, "chapter 7's 'channel N%: F× fewer FLOPs, S× faster' lines are not in its committed outputs"
+    chapter = {int(p) / 100: (float(f), float(s)) for p, f, s in rows}
+    digits = next(n for n in benchmarks.read_results()["structured_latency"]["networks"] if n["input_shape"] == [1, 8, 8])
+    bench = {p["fraction_removed"]: (p["flop_reduction"], p["speedup"]) for p in digits["pruned"]}
+    for fraction, (flops, speedup) in chapter.items():
+        bench_flops, bench_speedup = bench[fraction]
+        assert flops == pytest.approx(bench_flops, abs=0.05), f"{fraction:.0%}: not the same network (FLOP reduction)"
+        for source, s in (("chapter 7", speedup), ("benchmark", bench_speedup)):
+            assert 1 < s < flops, f"{source}, {fraction:.0%} channels removed: speed-up {s:.2f}× not in (1, {flops:.2f})"
+    low, high = sorted(chapter)
+    assert chapter[low][1] < chapter[high][1] and bench[low][1] < bench[high][1], "more channels removed must be faster"
+    # chapter 7 says: at the page's smaller batch, fixed costs weigh more, so the efficiency is lower
+    for fraction, (flops, speedup) in chapter.items():
+        assert bench[fraction][1] / bench[fraction][0] < speedup / flops, f"{fraction:.0%}: the page's efficiency is not below chapter 7's"
