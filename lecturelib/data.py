@@ -8,7 +8,7 @@ and integer labels of shape ``(N,)``; models flatten the images themselves.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,30 @@ def load_dataset(
         x_test=tensor(x_test), y_test=labels(y_test),
         num_classes=int(max(y_train.max(), y_test.max()) + 1),
     )
+
+
+def with_label_noise(data: Dataset, fraction: float, *, seed: int = 0) -> Dataset:
+    """Return a copy of ``data`` in which ``round(fraction * N)`` training labels are wrong.
+
+    The chosen images get a label drawn uniformly from the *other* classes, so exactly that many
+    training labels are wrong; the validation and test labels stay clean. Noisy labels make the
+    data harder: a network can only fit them by memorising, and how it memorises depends on the
+    SGD noise — chapter 10 uses this to make training unstable at initialisation.
+
+    Examples:
+        >>> data = load_dataset("digits")
+        >>> noisy = with_label_noise(data, 0.3)
+        >>> round(float((noisy.y_train != data.y_train).float().mean()), 3), bool((noisy.y_test == data.y_test).all())
+        (0.3, True)
+    """
+    fraction = check_fraction("fraction", fraction)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(data.y_train)
+    flipped = torch.randperm(n, generator=generator)[: round(fraction * n)]
+    shift = torch.randint(1, data.num_classes, (len(flipped),), generator=generator)   # never 0: always another class
+    labels = data.y_train.clone()
+    labels[flipped] = (labels[flipped] + shift) % data.num_classes
+    return replace(data, name=f"{data.name} ({fraction:.0%} noisy labels)", y_train=labels)
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:

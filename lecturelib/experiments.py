@@ -22,7 +22,10 @@ profile     what it reproduces                                                ex
 
 Experiments: ``lottery`` (chapter 9: winning tickets vs random re-initialisation), ``rewinding``
 (chapter 10: IMP with reset to W_0 vs rewinding to W_k, and the instability of the sub-networks it
-finds) and ``stability`` (chapter 10: the dense network's error barrier as a function of k).
+finds), ``stability`` (chapter 10: the dense network's error barrier as a function of k) and
+``noisy_stability`` (chapter 10: the same analysis for the course's CNN on digits with 30 % of the
+training labels wrong and a step learning-rate schedule — a CPU-scale setting that is unstable at
+initialisation and becomes stable after a few dozen iterations).
 
 From the command line: ``python -m lecturelib run lottery --profile lecture``.
 """
@@ -111,23 +114,30 @@ class StabilityConfig:
     momentum: float = 0.0
     batch_size: int = 8
     iterations: int = 500                # T: both copies end at iteration T
+    lr_milestones: tuple[int, ...] = ()  # iterations after which the learning rate drops 10×
     ks: tuple[int, ...] = (0, 20, 100, 250)  # rewind points W_k
     seeds: tuple[int, ...] = (0, 1, 2)   # init seeds; the copies of seed s use data orders 2s+1 and 2s+2
     alphas: int = 11
+    model: str = "mlp"                   # "mlp" (LeNet-300-100 shape, `hidden`) or "cnn" (the course's Conv-2)
+    label_noise: float = 0.0             # fraction of training labels made wrong (lecturelib.data.with_label_noise)
     device: str = "cpu"
 
 
-CONFIGS = {"lottery": LotteryConfig, "rewinding": RewindingConfig, "stability": StabilityConfig}
+CONFIGS = {"lottery": LotteryConfig, "rewinding": RewindingConfig, "stability": StabilityConfig,
+           "noisy_stability": StabilityConfig}
 EXPERIMENTS = tuple(CONFIGS)
 
 # Profiles as data: overrides of each experiment's defaults (the defaults are "ci").
 _PAPER_DATA = {"dataset": "mnist", "val_fraction": 5000 / 60000, "device": "auto"}
 PROFILES: dict[str, dict[str, dict]] = {
-    "ci": {"lottery": {}, "rewinding": {}, "stability": {}},
+    "ci": {"lottery": {}, "rewinding": {}, "stability": {},
+           "noisy_stability": {"model": "cnn", "label_noise": 0.3, "iterations": 900, "lr_milestones": (600,), "ks": (0, 20, 100, 300)}},
     "lecture": {
         "lottery": {"iterations": 1000, "eval_every": 50, "rounds": 14, "rate": 0.3, "output_rate": 0.15, "seeds": (0, 1, 2, 3, 4)},
         "rewinding": {"iterations": 1000, "eval_every": 50, "rounds": 9, "rewind_iterations": (0, 25, 100), "seeds": (0, 1, 2, 3, 4)},
         "stability": {"iterations": 1500, "ks": (0, 10, 25, 100, 300, 1000), "seeds": (0, 1, 2, 3, 4)},
+        "noisy_stability": {"model": "cnn", "label_noise": 0.3, "iterations": 900, "lr_milestones": (600,),
+                            "ks": (0, 5, 20, 100, 300), "seeds": (0, 1, 2, 3, 4)},
     },
     "paper": {
         "lottery": {**_PAPER_DATA, "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "iterations": 50_000,
@@ -136,6 +146,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                       "rate": 0.2, "output_rate": 0.1, "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
         "stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, "batch_size": 60,
                       "iterations": 50_000, "ks": (0, 100, 500, 2000, 10_000), "seeds": (0, 1, 2)},
+        "noisy_stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, "model": "cnn", "label_noise": 0.3,
+                            "batch_size": 60, "iterations": 20_000, "lr_milestones": (15_000,),
+                            "ks": (0, 100, 500, 2000), "seeds": (0, 1, 2)},
     },
 }
 
@@ -202,7 +215,8 @@ def run(experiment: str, profile: str = "ci", *, use_cache: bool = True, directo
         if cached is not None:
             return cached
     with _cpu_threads(config.device):
-        results = {"lottery": _run_lottery, "rewinding": _run_rewinding, "stability": _run_stability}[experiment](config)
+        results = {"lottery": _run_lottery, "rewinding": _run_rewinding, "stability": _run_stability,
+                   "noisy_stability": _run_stability}[experiment](config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": config_hash(config), "results": results}
     record = json.loads(json.dumps(record))  # exactly what a cache hit returns (tuples → lists)
     if use_cache:
@@ -328,11 +342,18 @@ def _run_rewinding(config: RewindingConfig) -> dict:
 
 
 def _run_stability(config: StabilityConfig) -> dict:
+    check_choice("model", config.model, ("mlp", "cnn"))
     data = _load(config, val_fraction=0.0)
+    if config.label_noise:
+        data = data_module.with_label_noise(data, config.label_noise, seed=0)
     kwargs = {key: value for key, value in _train_kwargs(config).items() if key != "iterations"}
+    kwargs["lr_milestones"] = config.lr_milestones
     by_k = {str(k): [] for k in config.ks}
     for seed in config.seeds:
-        model = models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)
+        if config.model == "mlp":
+            model = models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)
+        else:
+            model = models.build_model("cnn", data.input_shape, data.num_classes, seed=seed)
         history = training.train(training.clone_model(model), data, iterations=max(max(config.ks), 1), snapshot_at=config.ks,
                                  data_seed=0, eval_every=max(max(config.ks), 1), **{k: v for k, v in kwargs.items() if k != "eval_every"})
         for k in config.ks:
@@ -342,7 +363,7 @@ def _run_stability(config: StabilityConfig) -> dict:
                 train_kwargs={**kwargs, "eval_every": config.iterations},
             )
             by_k[str(k)].append(result.to_dict())
-    return {"ks": list(config.ks), "by_k": by_k, "n_test": len(data.y_test)}
+    return {"ks": list(config.ks), "by_k": by_k, "n_train": len(data.y_train), "n_test": len(data.y_test)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,11 +421,13 @@ def figures(record: Mapping) -> dict[str, "object"]:
         plots.plot_sparsity_curves(ax, results["weights_left"], curves, ylabel="test accuracy at early stopping (%)", percent=True)
         figs["rewinding"] = fig
     else:
+        loss = experiment == "noisy_stability"   # its error barrier is within test-set noise; its loss barrier is not
         fig, (left, right) = plt.subplots(1, 2, figsize=plots.FIGSIZE)
-        plots.plot_interpolation(left, {f"k = {k}": runs for k, runs in results["by_k"].items()})
-        ks, values = barrier_matrix(results["by_k"])
-        plots.plot_barrier_vs_k(right, ks, {"dense": (values, plots.COLORS["dense"])})
-        figs["stability"] = fig
+        plots.plot_interpolation(left, {f"k = {k}": runs for k, runs in results["by_k"].items()}, metric="losses" if loss else "errors")
+        ks, values = barrier_matrix(results["by_k"], "loss_barrier" if loss else "error_barrier")
+        plots.plot_barrier_vs_k(right, ks, {"dense": (values, plots.COLORS["dense"])},
+                                **({"percent": False, "ylabel": "loss barrier (nats)"} if loss else {}))
+        figs[experiment] = fig
     for name, fig in figs.items():
         fig.suptitle(f"{experiment} ({record['config_hash']})", fontsize=9)
     return figs

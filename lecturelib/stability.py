@@ -185,10 +185,12 @@ def instability_analysis(
         mask: train the sub-network ``mask ⊙ W_k`` (an IMP ticket) instead of the dense network.
         start_state: ``W_k`` as a state dict (default: ``model``'s current weights).
         alphas: interpolation coefficients or their number (see :func:`path_metrics`).
-        train_kwargs: further arguments of :func:`~lecturelib.training.train` (``lr``, ``batch_size``…).
+        train_kwargs: further arguments of :func:`~lecturelib.training.train` (``lr``, ``batch_size``…);
+            ``lr_milestones`` count from iteration 0, as in the full training (they must lie after ``k``).
 
     Raises:
-        ValueError: ``k`` >= ``iterations``, equal data seeds, or ``train_kwargs`` setting what this sets.
+        ValueError: ``k`` >= ``iterations``, equal data seeds, ``train_kwargs`` setting what this sets,
+            or a learning-rate milestone at or before ``k``.
     """
     check_positive_int("k", k, allow_zero=True)
     check_positive_int("iterations", iterations)
@@ -200,6 +202,10 @@ def instability_analysis(
     for reserved in ("mask", "data_seed", "iterations", "epochs"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: instability_analysis sets it")
+    milestones = list(train_kwargs.get("lr_milestones", ()))
+    if any(m <= k for m in milestones):
+        raise ValueError(f"lr_milestones must lie after k={k} (the copies start there), got {milestones!r}")
+    train_kwargs["lr_milestones"] = [m - k for m in milestones]   # the copies count their steps from k
     import copy
 
     start = {n: v.detach().clone() for n, v in (start_state if start_state is not None else model.state_dict()).items()}

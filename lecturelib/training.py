@@ -109,6 +109,8 @@ def train(
     batch_size: int = 64,
     optimizer: str = "adam",
     lr: float = 1e-3,
+    lr_milestones: Iterable[int] = (),
+    lr_gamma: float = 0.1,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     l1: float = 0.0,
@@ -130,6 +132,9 @@ def train(
         optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         lr, momentum, weight_decay: optimiser settings; ``weight_decay`` is the L2 penalty
             ``weight_decay / 2 * ||w||²`` implemented by the optimiser.
+        lr_milestones, lr_gamma: a step schedule, as ``torch.optim.lr_scheduler.MultiStepLR``: the
+            learning rate is multiplied by ``lr_gamma`` after each of these iterations (counted
+            from the start of this call).
         l1: coefficient of an L1 penalty ``l1 * Σ|w|`` on the weights (parameters named ``*.weight``).
         mask: ``{parameter name: bool tensor}``; those weights are held at exactly 0.
         data_seed: seed of the order of the minibatches (the SGD noise *u*: the same model
@@ -147,6 +152,9 @@ def train(
     total = check_positive_int("iterations", iterations) if iterations is not None else check_positive_int("epochs", epochs) * steps_per_epoch
     eval_every = steps_per_epoch if eval_every is None else check_positive_int("eval_every", eval_every)
     snapshot_at = set(snapshot_at)
+    lr_milestones = sorted(check_positive_int("lr_milestones", m) for m in lr_milestones)
+    if not 0 < lr_gamma <= 1:
+        raise ValueError(f"lr_gamma must be in (0, 1], got {lr_gamma!r}")
     device = torch.device(device) if device is not None else default_device()
 
     model.to(device)
@@ -170,6 +178,9 @@ def train(
         bar = tqdm(total=total, desc="training", leave=False)
     model.train()
     for step in range(total):
+        if step in lr_milestones:
+            for group in opt.param_groups:
+                group["lr"] *= lr_gamma
         if step in snapshot_at:
             history.snapshots[step] = _copy_state(model)
         if step % steps_per_epoch == 0:

@@ -40,6 +40,7 @@ def test_parse_value():
     ("lottery", ["--set", "rounds=1", "--set", "eval_every=3"]),
     ("rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "alphas=3"]),
     ("stability", ["--set", "ks=0,2", "--set", "alphas=3"]),
+    ("noisy_stability", ["--set", "ks=0,2", "--set", "lr_milestones=4", "--set", "alphas=3"]),
 ])
 def test_run_writes_json_and_figures_then_reads_the_cache(experiment, extra, tmp_path, capsys):
     args = ["run", experiment, "--cache-dir", str(tmp_path), *TINY, *extra]
@@ -70,7 +71,8 @@ def test_paper_profile_on_tiny_mnist_files(tmp_path, capsys):
     assert record["config"]["dataset"] == "mnist" and record["config"]["lr"] == 1.2e-3 and record["config"]["batch_size"] == 60
     assert record["config"]["rate"] == 0.2 and record["config"]["output_rate"] == 0.1
     assert len(record["results"]["weights_left"]) == 2
-    for experiment, extra in (("rewinding", ["--set", "rewind_iterations=0,1", "--set", "alphas=3"]), ("stability", ["--set", "ks=0,1", "--set", "alphas=3"])):
+    for experiment, extra in (("rewinding", ["--set", "rewind_iterations=0,1", "--set", "alphas=3"]), ("stability", ["--set", "ks=0,1", "--set", "alphas=3"]),
+                              ("noisy_stability", ["--set", "ks=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"])):
         assert main(["run", experiment, "--profile", "paper", "--cache-dir", str(tmp_path / "cache"), "--no-figures",
                      "--set", f"root={tmp_path / 'data'}", "--set", "iterations=4", "--set", "seeds=0", "--set", "device=cpu",
                      *(["--set", "rounds=1", "--set", "eval_every=2"] if experiment == "rewinding" else []), *extra]) == 0
@@ -101,4 +103,4 @@ def test_module_entry_point_runs_in_a_subprocess(tmp_path):
 def test_list_names_experiments_and_profiles(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("lottery", "rewinding", "stability", "ci", "lecture", "paper"))
+    assert all(name in out for name in ("lottery", "rewinding", "stability", "noisy_stability", "ci", "lecture", "paper"))

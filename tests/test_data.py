@@ -97,3 +97,17 @@ def test_missing_torchvision_dataset_offline_says_what_to_do(tmp_path):
     message = str(info.value)
     assert "'mnist' is not in" in message and "download=True" in message and "name='digits'" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__  # no deep chained traceback
+
+
+def test_label_noise_makes_exactly_that_fraction_of_training_labels_wrong():
+    clean = data.load_dataset("digits")
+    noisy = data.with_label_noise(clean, 0.3, seed=1)
+    wrong = noisy.y_train != clean.y_train
+    assert int(wrong.sum()) == round(0.3 * len(clean.y_train))
+    assert torch.equal(noisy.y_test, clean.y_test) and torch.equal(noisy.x_train, clean.x_train)
+    assert int(noisy.y_train.min()) >= 0 and int(noisy.y_train.max()) < clean.num_classes
+    assert torch.equal(data.with_label_noise(clean, 0.3, seed=1).y_train, noisy.y_train), "seeded"
+    assert not torch.equal(data.with_label_noise(clean, 0.3, seed=2).y_train, noisy.y_train)
+    assert torch.equal(data.with_label_noise(clean, 0.0).y_train, clean.y_train)
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\), got 1.5"):
+        data.with_label_noise(clean, 1.5)

@@ -11,6 +11,7 @@ TINY = {
     "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,)),
     "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
     "stability": dict(hidden=(8,), iterations=6, ks=(0, 2), seeds=(0,), alphas=3),
+    "noisy_stability": dict(iterations=6, lr_milestones=(4,), ks=(0, 2), seeds=(0,), alphas=3),
 }
 
 
@@ -56,8 +57,9 @@ def test_make_config_rejects_unknown_names():
 @pytest.mark.parametrize("name", experiments.EXPERIMENTS)
 def test_run_computes_then_serves_from_cache(name, tmp_path, monkeypatch):
     calls = []
-    real = {"lottery": experiments._run_lottery, "rewinding": experiments._run_rewinding, "stability": experiments._run_stability}[name]
-    monkeypatch.setattr(experiments, f"_run_{name}", lambda config: calls.append(config) or real(config))
+    runner = "_run_" + {"noisy_stability": "stability"}.get(name, name)     # both stability experiments share one runner
+    real = getattr(experiments, runner)
+    monkeypatch.setattr(experiments, runner, lambda config: calls.append(config) or real(config))
     first = experiments.run(name, directory=tmp_path, **TINY[name])
     second = experiments.run(name, directory=tmp_path, **TINY[name])
     assert len(calls) == 1, "the second run must come from the cache"
@@ -141,3 +143,17 @@ def test_plots_of_the_lottery_chapters_label_their_axes():
     plots.plot_barrier_vs_k(c, [0, 10, 100], {"dense": (np.array([[0.01, 0.02, 0.0]]), "k")})
     assert c.get_xscale() == "symlog" and "barrier" in c.get_ylabel()
     plt.close(fig)
+
+
+def test_noisy_stability_trains_the_cnn_on_noisy_labels_with_a_step_schedule(monkeypatch):
+    config = experiments.make_config("noisy_stability")
+    assert (config.model, config.label_noise, config.lr_milestones) == ("cnn", 0.3, (600,))
+    assert all(k < min(config.lr_milestones) for k in config.ks), "every W_k must be taken before the learning rate drops"
+    seen = []
+    real_noise = experiments.data_module.with_label_noise
+    monkeypatch.setattr(experiments.data_module, "with_label_noise", lambda data, f, **kw: seen.append(f) or real_noise(data, f, **kw))
+    record = experiments.run("noisy_stability", use_cache=False, **TINY["noisy_stability"])
+    assert seen == [0.3]
+    assert record["config"]["model"] == "cnn" and set(record["results"]["by_k"]) == {"0", "2"}
+    with pytest.raises(ValueError, match="model"):
+        experiments.run("noisy_stability", use_cache=False, **{**TINY["noisy_stability"], "model": "resnet"})

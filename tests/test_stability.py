@@ -103,6 +103,17 @@ def test_instability_analysis_validates(tiny):
         stability.instability_analysis(model, tiny, k=0, iterations=10, data_seeds=(1, 1))
     with pytest.raises(ValueError, match="data_seed"):
         stability.instability_analysis(model, tiny, k=0, iterations=10, train_kwargs={"data_seed": 3})
+    with pytest.raises(ValueError, match="lr_milestones must lie after k=5"):
+        stability.instability_analysis(model, tiny, k=5, iterations=10, train_kwargs={"lr_milestones": (5,)})
+
+
+def test_instability_analysis_counts_lr_milestones_from_iteration_0(tiny, monkeypatch):
+    seen = []
+    real = stability.train
+    monkeypatch.setattr(stability, "train", lambda *a, **kw: seen.append(kw["lr_milestones"]) or real(*a, **kw))
+    model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
+    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3, train_kwargs={"lr_milestones": (6, 8), "device": "cpu"})
+    assert seen == [[2, 4], [2, 4]], "a copy started at W_4 drops its rate 2 and 4 steps in, at iterations 6 and 8"
 
 
 # --- the self-check of the exercise "interpolate two networks" ---

@@ -71,6 +71,8 @@ def test_evaluate_returns_loss_and_accuracy(digits):
     ({}, "exactly one of iterations or epochs"),
     ({"iterations": 10, "optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; allowed: 'sgd', 'adam'"),
     ({"iterations": -1}, "iterations must be > 0"),
+    ({"iterations": 10, "lr_milestones": (0,)}, "lr_milestones must be > 0"),
+    ({"iterations": 10, "lr_gamma": 1.5}, r"lr_gamma must be in \(0, 1\]"),
 ])
 def test_bad_training_arguments(digits, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -96,3 +98,14 @@ def test_default_device_prefers_cuda_then_mps(monkeypatch):
 def test_progress_bar_can_be_switched_on(digits, capsys):
     _run(digits, progress=True)
     assert "training" in capsys.readouterr().err
+
+
+def test_lr_milestones_scale_the_learning_rate_from_that_iteration_on(digits):
+    # With lr_gamma ~ 0 the weights freeze at the milestone: the end equals the snapshot taken there.
+    frozen, history = _run(digits, optimizer="sgd", lr=0.2, lr_milestones=(30,), lr_gamma=1e-9, snapshot_at=[30])
+    for name, value in frozen.state_dict().items():
+        assert torch.allclose(value, history.snapshots[30][name], atol=1e-6), name
+    moving, history = _run(digits, optimizer="sgd", lr=0.2, snapshot_at=[30])
+    assert not torch.allclose(moving.state_dict()["fc1.weight"], history.snapshots[30]["fc1.weight"], atol=1e-6)
+    late, _ = _run(digits, optimizer="sgd", lr=0.2, lr_milestones=(60,), lr_gamma=1e-9)   # after the last step: no effect
+    assert all(torch.equal(a, b) for a, b in zip(late.state_dict().values(), moving.state_dict().values()))
