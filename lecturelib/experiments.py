@@ -10,7 +10,7 @@ profile     what it reproduces                                                ex
 =========== ================================================================= ==========================
 ``ci``      the chapters' defaults: LeNet-300-100 on the offline digits       ≈ 30–60 s per notebook on
             data; IMP to ≈ 1.6–1.9 % of the weights, 3 seeds; the             2 CPU cores (chapter 9 ≈ 40 s,
-            phenomena at small scale                                          chapter 10 ≈ 30 s when idle)
+            phenomena at small scale                                          chapter 10 ≈ 40 s when idle)
 ``lecture`` the same questions with longer training, more rounds (≈ 1 %       a few minutes on a CPU or
             weights) and 5 seeds, still on digits                             a Colab session
 ``paper``   Frankle & Carbin 2019's LeNet-300-100 on MNIST: Adam 1.2e-3,      hours on a CPU; ≈ 1 h per
