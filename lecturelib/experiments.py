@@ -25,7 +25,8 @@ Experiments: ``lottery`` (chapter 9: winning tickets vs random re-initialisation
 finds), ``stability`` (chapter 10: the dense network's error barrier as a function of k) and
 ``noisy_stability`` (chapter 10: the same analysis for the course's CNN on digits with 30 % of the
 training labels wrong and a step learning-rate schedule — a CPU-scale setting that is unstable at
-initialisation and becomes stable after a few dozen iterations).
+initialisation and becomes stable within the first epoch) and ``noisy_rewinding`` (IMP with reset vs
+rewinding in that setting: the test of chapter 10's prediction; a few minutes under ``lecture``).
 
 From the command line: ``python -m lecturelib run lottery --profile lecture``.
 """
@@ -98,6 +99,9 @@ class RewindingConfig:
     rewind_iterations: tuple[int, ...] = (0, 50)   # 0 = reset to init; k > 0 = rewind to W_k
     seeds: tuple[int, ...] = (0, 1, 2)
     alphas: int = 11                     # points on the linear path of the instability analysis
+    lr_milestones: tuple[int, ...] = ()  # iterations after which the learning rate drops 10×
+    model: str = "mlp"                   # "mlp" (LeNet-300-100 shape, `hidden`) or "cnn" (the course's Conv-2)
+    label_noise: float = 0.0             # fraction of training labels made wrong (lecturelib.data.with_label_noise)
     device: str = "cpu"
 
 
@@ -124,20 +128,24 @@ class StabilityConfig:
 
 
 CONFIGS = {"lottery": LotteryConfig, "rewinding": RewindingConfig, "stability": StabilityConfig,
-           "noisy_stability": StabilityConfig}
+           "noisy_stability": StabilityConfig, "noisy_rewinding": RewindingConfig}
 EXPERIMENTS = tuple(CONFIGS)
 
 # Profiles as data: overrides of each experiment's defaults (the defaults are "ci").
 _PAPER_DATA = {"dataset": "mnist", "val_fraction": 5000 / 60000, "device": "auto"}
+_NOISY = {"model": "cnn", "label_noise": 0.3}   # chapter 10's harder task: the CNN on 30 % wrong training labels
 PROFILES: dict[str, dict[str, dict]] = {
     "ci": {"lottery": {}, "rewinding": {}, "stability": {},
-           "noisy_stability": {"model": "cnn", "label_noise": 0.3, "iterations": 900, "lr_milestones": (600,), "ks": (0, 20, 100, 300)}},
+           "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 20, 100, 300)},
+           "noisy_rewinding": {**_NOISY, "iterations": 600, "lr_milestones": (400,), "eval_every": 100, "rounds": 4, "rate": 0.55,
+                               "output_rate": 0.3, "rewind_iterations": (0, 100)}},
     "lecture": {
         "lottery": {"iterations": 1000, "eval_every": 50, "rounds": 14, "rate": 0.3, "output_rate": 0.15, "seeds": (0, 1, 2, 3, 4)},
         "rewinding": {"iterations": 1000, "eval_every": 50, "rounds": 9, "rewind_iterations": (0, 25, 100), "seeds": (0, 1, 2, 3, 4)},
         "stability": {"iterations": 1500, "ks": (0, 10, 25, 100, 300, 1000), "seeds": (0, 1, 2, 3, 4)},
-        "noisy_stability": {"model": "cnn", "label_noise": 0.3, "iterations": 900, "lr_milestones": (600,),
-                            "ks": (0, 5, 20, 100, 300), "seeds": (0, 1, 2, 3, 4)},
+        "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 5, 20, 100, 300), "seeds": (0, 1, 2, 3, 4)},
+        "noisy_rewinding": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "eval_every": 100, "rounds": 5, "rate": 0.5,
+                            "output_rate": 0.25, "rewind_iterations": (0, 100), "seeds": (0, 1, 2, 3, 4)},
     },
     "paper": {
         "lottery": {**_PAPER_DATA, "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "iterations": 50_000,
@@ -146,9 +154,12 @@ PROFILES: dict[str, dict[str, dict]] = {
                       "rate": 0.2, "output_rate": 0.1, "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
         "stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, "batch_size": 60,
                       "iterations": 50_000, "ks": (0, 100, 500, 2000, 10_000), "seeds": (0, 1, 2)},
-        "noisy_stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, "model": "cnn", "label_noise": 0.3,
+        "noisy_stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, **_NOISY,
                             "batch_size": 60, "iterations": 20_000, "lr_milestones": (15_000,),
                             "ks": (0, 100, 500, 2000), "seeds": (0, 1, 2)},
+        "noisy_rewinding": {**_PAPER_DATA, **_NOISY, "batch_size": 60, "iterations": 20_000, "lr_milestones": (15_000,),
+                            "eval_every": 1000, "rounds": 8, "rate": 0.4, "output_rate": 0.2,
+                            "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
     },
 }
 
@@ -216,7 +227,7 @@ def run(experiment: str, profile: str = "ci", *, use_cache: bool = True, directo
             return cached
     with _cpu_threads(config.device):
         results = {"lottery": _run_lottery, "rewinding": _run_rewinding, "stability": _run_stability,
-                   "noisy_stability": _run_stability}[experiment](config)
+                   "noisy_stability": _run_stability, "noisy_rewinding": _run_rewinding}[experiment](config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": config_hash(config), "results": results}
     record = json.loads(json.dumps(record))  # exactly what a cache hit returns (tuples → lists)
     if use_cache:
@@ -278,10 +289,21 @@ def _cpu_threads(device: str) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 def _load(config, seed: int = 0, val_fraction: float | None = None) -> data_module.Dataset:
-    return data_module.load_dataset(
+    data = data_module.load_dataset(
         config.dataset, seed=seed, val_fraction=getattr(config, "val_fraction", 0.0) if val_fraction is None else val_fraction,
         root=config.root, download=config.download,
     )
+    noise = getattr(config, "label_noise", 0.0)
+    return data_module.with_label_noise(data, noise, seed=0) if noise else data
+
+
+def _model_maker(config, data: data_module.Dataset):
+    """Return ``seed -> freshly initialised network``: the MLP of ``config.hidden`` or the course's CNN."""
+    model = getattr(config, "model", "mlp")
+    check_choice("model", model, ("mlp", "cnn"))
+    if model == "mlp":
+        return lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)
+    return lambda seed: models.build_model("cnn", data.input_shape, data.num_classes, seed=seed)
 
 
 def _train_kwargs(config) -> dict:
@@ -291,6 +313,8 @@ def _train_kwargs(config) -> dict:
         kwargs["momentum"] = config.momentum
     if hasattr(config, "eval_every"):
         kwargs["eval_every"] = config.eval_every
+    if hasattr(config, "lr_milestones"):
+        kwargs["lr_milestones"] = config.lr_milestones
     return kwargs
 
 
@@ -316,7 +340,7 @@ def _run_lottery(config: LotteryConfig) -> dict:
 
 def _run_rewinding(config: RewindingConfig) -> dict:
     data = _load(config)
-    make = lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)  # noqa: E731
+    make = _model_maker(config, data)
     kwargs = _train_kwargs(config)
     stability_kwargs = {key: value for key, value in kwargs.items() if key not in ("iterations", "eval_every")}
     runs, sparse = {}, {}
@@ -342,18 +366,12 @@ def _run_rewinding(config: RewindingConfig) -> dict:
 
 
 def _run_stability(config: StabilityConfig) -> dict:
-    check_choice("model", config.model, ("mlp", "cnn"))
     data = _load(config, val_fraction=0.0)
-    if config.label_noise:
-        data = data_module.with_label_noise(data, config.label_noise, seed=0)
+    make = _model_maker(config, data)
     kwargs = {key: value for key, value in _train_kwargs(config).items() if key != "iterations"}
-    kwargs["lr_milestones"] = config.lr_milestones
     by_k = {str(k): [] for k in config.ks}
     for seed in config.seeds:
-        if config.model == "mlp":
-            model = models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)
-        else:
-            model = models.build_model("cnn", data.input_shape, data.num_classes, seed=seed)
+        model = make(seed)
         history = training.train(training.clone_model(model), data, iterations=max(max(config.ks), 1), snapshot_at=config.ks,
                                  data_seed=0, eval_every=max(max(config.ks), 1), **{k: v for k, v in kwargs.items() if k != "eval_every"})
         for k in config.ks:
@@ -414,12 +432,12 @@ def figures(record: Mapping) -> dict[str, "object"]:
             "random re-init": (level_metric(results["runs"]["random"], "best_iteration"), plots.COLORS["random"]),
         }, ylabel="early-stopping iteration")
         figs["tickets"] = fig
-    elif experiment == "rewinding":
+    elif experiment in ("rewinding", "noisy_rewinding"):
         fig, ax = plt.subplots(figsize=plots.FIGSIZE)
         curves = {("reset to W_0" if k == "0" else f"rewind to W_{k}"): (level_metric(runs, "best_test_acc"), plots.COLORS["ticket" if k == "0" else "rewind"])
                   for k, runs in results["runs"].items()}
         plots.plot_sparsity_curves(ax, results["weights_left"], curves, ylabel="test accuracy at early stopping (%)", percent=True)
-        figs["rewinding"] = fig
+        figs[experiment] = fig
     else:
         loss = experiment == "noisy_stability"   # its error barrier is within test-set noise; its loss barrier is not
         fig, (left, right) = plt.subplots(1, 2, figsize=plots.FIGSIZE)

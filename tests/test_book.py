@@ -101,6 +101,14 @@ def test_chapter_has_colab_launch_link(book_html, chapter):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_opens_with_its_title_not_the_colab_bootstrap(book_html, chapter):
+    # The bootstrap is for Colab only (tagged remove-cell); the rendered page starts with the chapter's H1.
+    main = _soup(book_html, f"notebooks/{chapter}").find("main")
+    assert "Colab bootstrap" not in main.get_text() and "google.colab" not in main.get_text(), f"{chapter}: bootstrap shown"
+    assert main.find("h1") is not None and not main.find("h1").find_previous("div", class_="cell"), f"{chapter}: a code cell precedes the title"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_solutions_are_dropdowns(book_html, chapter):
     soup = _soup(book_html, f"notebooks/{chapter}")
     exercises = soup.select("div.exercise")

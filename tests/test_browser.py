@@ -167,6 +167,13 @@ def test_chapter_in_browser(browser, server, chapter):
             f"{chapter}: the first solution did not open when clicked"
         )
 
+        # MathJax is served by the book itself (sphinx-mathjax-offline): formulas typeset with no network.
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15000)
+        page.evaluate("() => MathJax.startup.promise")
+        typeset = page.locator("main mjx-container").count()
+        raw = page.evaluate("() => /\\\\\\(|\\$\\$/.test(document.querySelector('main').innerText)")
+        assert typeset > 0 and not raw, f"{chapter}: {typeset} typeset formulas, raw TeX left on the page: {raw}"
+
         hrefs = page.eval_on_selector_all(
             "a[href*='colab.research.google.com']", "links => links.map(a => a.href)")
         assert hrefs and set(hrefs) == {colab_url(chapter)}, f"{chapter}: Colab links {hrefs}"

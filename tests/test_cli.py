@@ -41,6 +41,8 @@ def test_parse_value():
     ("rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "alphas=3"]),
     ("stability", ["--set", "ks=0,2", "--set", "alphas=3"]),
     ("noisy_stability", ["--set", "ks=0,2", "--set", "lr_milestones=4", "--set", "alphas=3"]),
+    ("noisy_rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "lr_milestones=4",
+                         "--set", "alphas=3"]),
 ])
 def test_run_writes_json_and_figures_then_reads_the_cache(experiment, extra, tmp_path, capsys):
     args = ["run", experiment, "--cache-dir", str(tmp_path), *TINY, *extra]
@@ -72,10 +74,11 @@ def test_paper_profile_on_tiny_mnist_files(tmp_path, capsys):
     assert record["config"]["rate"] == 0.2 and record["config"]["output_rate"] == 0.1
     assert len(record["results"]["weights_left"]) == 2
     for experiment, extra in (("rewinding", ["--set", "rewind_iterations=0,1", "--set", "alphas=3"]), ("stability", ["--set", "ks=0,1", "--set", "alphas=3"]),
-                              ("noisy_stability", ["--set", "ks=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"])):
+                              ("noisy_stability", ["--set", "ks=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"]),
+                              ("noisy_rewinding", ["--set", "rewind_iterations=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"])):
         assert main(["run", experiment, "--profile", "paper", "--cache-dir", str(tmp_path / "cache"), "--no-figures",
                      "--set", f"root={tmp_path / 'data'}", "--set", "iterations=4", "--set", "seeds=0", "--set", "device=cpu",
-                     *(["--set", "rounds=1", "--set", "eval_every=2"] if experiment == "rewinding" else []), *extra]) == 0
+                     *(["--set", "rounds=1", "--set", "eval_every=2"] if experiment.endswith("rewinding") else []), *extra]) == 0
 
 
 def test_missing_mnist_gives_a_clear_message_and_a_non_zero_exit(tmp_path, capsys):
@@ -103,4 +106,4 @@ def test_module_entry_point_runs_in_a_subprocess(tmp_path):
 def test_list_names_experiments_and_profiles(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("lottery", "rewinding", "stability", "noisy_stability", "ci", "lecture", "paper"))
+    assert all(name in out for name in ("lottery", "rewinding", "stability", "noisy_stability", "noisy_rewinding", "ci", "lecture", "paper"))

@@ -66,6 +66,7 @@ def test_first_cell_is_colab_bootstrap(chapter):
     assert first.source.strip() == expected.strip(), (
         f"{chapter}: first cell is not the Colab bootstrap.\nexpected:\n{expected}\ngot:\n{first.source}"
     )
+    assert "remove-cell" in first.metadata.get("tags", []), f"{chapter}: the bootstrap must be tagged remove-cell (Colab only, not the book)"
     urls = re.findall(r"git\+(\S+?)\"", first.source)
     assert urls == [repository_url()], f"{chapter}: bootstrap installs from {urls}, _config.yml says {repository_url()}"
 

@@ -12,6 +12,7 @@ TINY = {
     "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
     "stability": dict(hidden=(8,), iterations=6, ks=(0, 2), seeds=(0,), alphas=3),
     "noisy_stability": dict(iterations=6, lr_milestones=(4,), ks=(0, 2), seeds=(0,), alphas=3),
+    "noisy_rewinding": dict(iterations=6, lr_milestones=(4,), eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
 }
 
 
@@ -57,7 +58,7 @@ def test_make_config_rejects_unknown_names():
 @pytest.mark.parametrize("name", experiments.EXPERIMENTS)
 def test_run_computes_then_serves_from_cache(name, tmp_path, monkeypatch):
     calls = []
-    runner = "_run_" + {"noisy_stability": "stability"}.get(name, name)     # both stability experiments share one runner
+    runner = "_run_" + name.removeprefix("noisy_")     # the noisy experiments share the runners of the clean ones
     real = getattr(experiments, runner)
     monkeypatch.setattr(experiments, runner, lambda config: calls.append(config) or real(config))
     first = experiments.run(name, directory=tmp_path, **TINY[name])
@@ -145,15 +146,18 @@ def test_plots_of_the_lottery_chapters_label_their_axes():
     plt.close(fig)
 
 
-def test_noisy_stability_trains_the_cnn_on_noisy_labels_with_a_step_schedule(monkeypatch):
-    config = experiments.make_config("noisy_stability")
-    assert (config.model, config.label_noise, config.lr_milestones) == ("cnn", 0.3, (600,))
-    assert all(k < min(config.lr_milestones) for k in config.ks), "every W_k must be taken before the learning rate drops"
+@pytest.mark.parametrize("name", ["noisy_stability", "noisy_rewinding"])
+def test_noisy_experiments_train_the_cnn_on_noisy_labels_with_a_step_schedule(name, monkeypatch):
+    config = experiments.make_config(name)
+    assert (config.model, config.label_noise) == ("cnn", 0.3) and config.lr_milestones
+    ks = config.ks if name == "noisy_stability" else config.rewind_iterations
+    assert all(k < min(config.lr_milestones) for k in ks), "every W_k must be taken before the learning rate drops"
     seen = []
     real_noise = experiments.data_module.with_label_noise
     monkeypatch.setattr(experiments.data_module, "with_label_noise", lambda data, f, **kw: seen.append(f) or real_noise(data, f, **kw))
-    record = experiments.run("noisy_stability", use_cache=False, **TINY["noisy_stability"])
+    record = experiments.run(name, use_cache=False, **TINY[name])
     assert seen == [0.3]
-    assert record["config"]["model"] == "cnn" and set(record["results"]["by_k"]) == {"0", "2"}
+    by_k = record["results"]["by_k" if name == "noisy_stability" else "runs"]
+    assert record["config"]["model"] == "cnn" and set(by_k) == {"0", "2"}
     with pytest.raises(ValueError, match="model"):
-        experiments.run("noisy_stability", use_cache=False, **{**TINY["noisy_stability"], "model": "resnet"})
+        experiments.run(name, use_cache=False, **{**TINY[name], "model": "resnet"})
