@@ -37,7 +37,7 @@ def plain_train(
     ``data_seed`` at every epoch start), so the two loops do the same arithmetic apart from
     how the mask is applied.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = training.make_optimizer(model.parameters(), "adam", lr=lr)   # the same Adam as lecturelib's loop
     x_train, y_train = data.x_train, data.y_train
     steps_per_epoch = -(-len(y_train) // batch_size)
     generator = torch.Generator().manual_seed(data_seed)

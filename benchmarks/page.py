@@ -127,11 +127,12 @@ def _masked_training(mt: Mapping) -> list[str]:
               f"{mt['targets']['masked_vs_torch_prune']:.2f} (no slower).", ""]
     sgd, sqrt = mt["settings"]["sgd"], mt["sqrt_zero_vs_positive"]
     lines += [f"The last column repeats the masked and dense runs with SGD (learning rate {sgd['lr']}, momentum "
-              f"{sgd['momentum']}) instead of Adam: it isolates the cost of the mask itself (two multiplies per step). "
-              "Under Adam a sparse network pays more: a pruned weight, or a weight into a dead ReLU unit, has an "
-              "exactly-zero gradient and so an exactly-zero second moment, and Adam takes `sqrt` of it at every step. "
-              f"On this machine `sqrt` of exact zeros takes {sqrt['median']:.1f}× the time of `sqrt` of positive numbers "
-              "(measured in the same run), a property of the CPU's arithmetic rather than of the mask.", ""]
+              f"{sgd['momentum']}) instead of Adam: the cost of the mask itself (two multiplies per step). lecturelib's "
+              "Adam is PyTorch's fused kernel (`training.make_optimizer`). The unfused one takes `sqrt` of every second "
+              "moment in a separate pass, and a pruned weight's second moment (or that of a weight into a dead ReLU unit) "
+              f"is exactly zero: on this machine `sqrt` of exact zeros takes {sqrt['median']:.1f}× the time of `sqrt` "
+              "of positive numbers (measured in the same run), which makes unfused Adam slower on a sparse network than "
+              "on a dense one.", ""]
     return lines
 
 
