@@ -109,3 +109,35 @@ def test_lr_milestones_scale_the_learning_rate_from_that_iteration_on(digits):
     assert not torch.allclose(moving.state_dict()["fc1.weight"], history.snapshots[30]["fc1.weight"], atol=1e-6)
     late, _ = _run(digits, optimizer="sgd", lr=0.2, lr_milestones=(60,), lr_gamma=1e-9)   # after the last step: no effect
     assert all(torch.equal(a, b) for a, b in zip(late.state_dict().values(), moving.state_dict().values()))
+
+
+def test_make_optimizer_is_fused_adam_that_matches_the_unfused_update():
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(5, 4))
+    twin = torch.nn.Parameter(weight.detach().clone())
+    fused = training.make_optimizer([weight], "adam", lr=1e-2, weight_decay=1e-3)
+    plain = torch.optim.Adam([twin], lr=1e-2, weight_decay=1e-3)
+    assert fused.defaults["fused"] is True
+    for _ in range(5):
+        for param, opt in ((weight, fused), (twin, plain)):
+            opt.zero_grad()
+            (param ** 3).sum().backward()
+            opt.step()
+    torch.testing.assert_close(weight, twin, rtol=1e-5, atol=1e-6)
+    sgd = training.make_optimizer([twin], "sgd", lr=0.1, momentum=0.9)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+
+
+def test_make_optimizer_falls_back_where_no_fused_kernel_exists(monkeypatch):
+    real_adam = torch.optim.Adam
+
+    def adam_without_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real_adam(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam_without_fused)
+    opt = training.make_optimizer([torch.nn.Parameter(torch.zeros(3))], "adam", lr=1e-3)
+    assert not opt.defaults.get("fused")
+    with pytest.raises(ValueError, match="optimizer"):
+        training.make_optimizer([torch.nn.Parameter(torch.zeros(3))], "rmsprop")
