@@ -5,7 +5,8 @@
 #   make student  write the student edition (solutions stubbed, outputs cleared) to _build/student/
 #   make bench    run the benchmarks (python -m benchmarks)
 #   make lab      open the notebooks in JupyterLab (lecturelib from this checkout)
-#   make execute  re-execute every notebook in place after a lecturelib change (then commit outputs)
+#   make execute  re-execute every notebook in place after a lecturelib change and record the CPU
+#                 they ran on in notebooks/executed_on.json (then commit both)
 #   make clean    remove build outputs (keeps .venv; `make distclean` removes it too)
 #
 # Why lecturelib is NOT installed into .venv: the notebooks, the book and the tests must
@@ -73,6 +74,7 @@ lab: env
 execute: env
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9][0-9]_*.ipynb
+	$(PY) tools/numeric_platform.py --record
 
 clean:
 	rm -rf _build build .pytest_cache .lecturelib_cache *.egg-info
