@@ -33,15 +33,18 @@ def fingerprint() -> dict[str, str]:
     PyTorch dispatches to, the number of threads, and the torch version."""
     import torch
 
-    info = {"machine": platform.machine()}
+    info = {"machine": platform.machine(), "cpu_vendor": "", "cpu_family": "", "cpu_model": platform.processor()}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            field = _CPUINFO_FIELDS.get(key.strip())
-            if field and field not in info:
-                info[field] = value.strip()
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:  # not Linux: the processor string is the best there is
-        info["cpu_model"] = platform.processor()
+        cpuinfo = []
+    seen = set()
+    for line in cpuinfo:
+        key, _, value = line.partition(":")
+        field = _CPUINFO_FIELDS.get(key.strip())
+        if field and field not in seen:   # the first processor's entry
+            info[field] = value.strip()
+            seen.add(field)
     info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     info["torch_threads"] = str(torch.get_num_threads())
     info["torch"] = torch.__version__
