@@ -136,8 +136,10 @@ def test_make_optimizer_falls_back_where_no_fused_kernel_exists(monkeypatch):
             raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
         return real_adam(params, **kwargs)
 
+    on_meta = training.make_optimizer([torch.nn.Parameter(torch.zeros(3, device="meta"))], "adam")
+    assert not on_meta.defaults.get("fused")   # a device without a fused kernel: the ordinary Adam
     monkeypatch.setattr(torch.optim, "Adam", adam_without_fused)
     opt = training.make_optimizer([torch.nn.Parameter(torch.zeros(3))], "adam", lr=1e-3)
-    assert not opt.defaults.get("fused")
+    assert not opt.defaults.get("fused")       # an older torch that refuses fused CPU parameters
     with pytest.raises(ValueError, match="optimizer"):
         training.make_optimizer([torch.nn.Parameter(torch.zeros(3))], "rmsprop")
