@@ -142,7 +142,7 @@ def output_comparison(recorded: dict | None, here: dict) -> tuple[list[str], str
     """
     if recorded == here:
         return [], "outputs compared exactly (this is the platform they were recorded on)"
-    differences = ", ".join(f"{key} {(recorded or {}).get(key)!r} here {here.get(key)!r}"
+    differences = ", ".join(f"{key}: recorded {(recorded or {}).get(key)!r}, here {here.get(key)!r}"
                             for key in sorted(set(here) | set(recorded or {}))
                             if (recorded or {}).get(key) != here.get(key))
     return ["--nbval-lax"], (f"outputs NOT compared exactly: notebooks/executed_on.json records another platform "
@@ -157,7 +157,7 @@ def test_outputs_are_compared_exactly_only_on_the_recorded_platform():
     assert output_comparison(dict(here), here)[0] == []
     other = dict(here, torch_cpu_capability="AVX512")
     options, reason = output_comparison(other, here)
-    assert options == ["--nbval-lax"] and "torch_cpu_capability 'AVX512' here" in reason
+    assert options == ["--nbval-lax"] and "torch_cpu_capability: recorded 'AVX512', here" in reason
     assert output_comparison(None, here)[0] == ["--nbval-lax"]
 
 
@@ -205,6 +205,7 @@ def test_notebooks_reproduce_their_outputs(installed_venv, kernel, tmp_path, cap
             proc.wait(timeout=60)
         finally:
             watchdog.cancel()
+            proc.stdout.close()
             if proc.poll() is None:
                 kill_group()
                 proc.wait()
