@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -48,6 +49,14 @@ def colab_url(chapter: str) -> str:
     branch = config["repository"].get("branch", "main")
     base = config["launch_buttons"]["colab_url"].rstrip("/")
     return f"{base}/github/{repo}/blob/{branch}/notebooks/{chapter}.ipynb"
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` (the tools folder is scripts, not a package) and return the module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def notebook_path(chapter: str) -> Path:

@@ -16,7 +16,6 @@ This is the only place notebooks run. The test:
 from __future__ import annotations
 
 import collections
-import importlib.util
 import json
 import os
 import shutil
@@ -31,11 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, existing_chapters, notebook_path
+from conftest import REPO, existing_chapters, load_tool, notebook_path
 
-_spec = importlib.util.spec_from_file_location("numeric_platform", REPO / "tools" / "numeric_platform.py")
-numeric_platform = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(numeric_platform)
+numeric_platform = load_tool("numeric_platform")
 
 KERNEL_NAME = "lecturelib-nbval"
 NBVAL_TIMEOUT_S = 1200  # all notebooks together; `make test` must stay well under 15 minutes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import REPO, existing_chapters, notebook_path
+from conftest import REPO, existing_chapters, load_tool, notebook_path
 
-_spec = importlib.util.spec_from_file_location("student_edition", REPO / "tools" / "student_edition.py")
-student_edition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(student_edition)
+student_edition = load_tool("student_edition")
 
 
 # --- helpers shared by the synthetic and the real notebooks ------------------------------------

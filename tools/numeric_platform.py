@@ -38,13 +38,12 @@ def fingerprint() -> dict[str, str]:
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:  # not Linux: the processor string is the best there is
         cpuinfo = []
-    seen = set()
+    first = {}   # the first processor's entry
     for line in cpuinfo:
         key, _, value = line.partition(":")
-        field = _CPUINFO_FIELDS.get(key.strip())
-        if field and field not in seen:   # the first processor's entry
-            info[field] = value.strip()
-            seen.add(field)
+        if key.strip() in _CPUINFO_FIELDS:
+            first.setdefault(_CPUINFO_FIELDS[key.strip()], value.strip())
+    info.update(first)
     info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     info["torch_threads"] = str(torch.get_num_threads())
     info["torch"] = torch.__version__
