@@ -1,13 +1,17 @@
-"""Datasets as in-memory tensors: scikit-learn's bundled digits (offline, the default) and
-MNIST / Fashion-MNIST / CIFAR-10 through torchvision (downloaded when the network is there).
+"""Datasets as in-memory tensors: scikit-learn's bundled digits (offline, the default), MNIST-1D
+(generated offline by the ``mnist1d`` package) and MNIST / Fashion-MNIST / CIFAR-10 through
+torchvision (downloaded when the network is there).
 
-Every loader returns a :class:`Dataset` of normalised float images of shape ``(N, C, H, W)``
-and integer labels of shape ``(N,)``; models flatten the images themselves.
+Every loader returns a :class:`Dataset` of normalised float inputs — images of shape
+``(N, C, H, W)``, or sequences of shape ``(N, C, L)`` for MNIST-1D — and integer labels of shape
+``(N,)``; models flatten the inputs themselves.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +20,7 @@ import torch
 
 from ._checks import check_choice, check_fraction, check_positive_int
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 
 _TORCHVISION = {  # name -> (torchvision class name, folder torchvision stores it in)
     "mnist": ("MNIST", "MNIST"),
@@ -33,7 +37,8 @@ class DatasetUnavailableError(RuntimeError):
 class Dataset:
     """Train / validation / test tensors of one dataset.
 
-    Images are float32 tensors of shape ``(N, C, H, W)``, standardised with the training set's
+    Inputs are float32 tensors of shape ``(N, C, H, W)`` (images) or ``(N, C, L)`` (MNIST-1D's
+    sequences), standardised with the training set's
     mean and standard deviation (per channel); labels are int64 tensors of shape ``(N,)``.
     The validation split is empty (``N = 0``) unless ``val_fraction > 0`` was asked for.
     """
@@ -48,8 +53,8 @@ class Dataset:
     num_classes: int
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one image."""
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one image, or ``(C, L)`` of one sequence."""
         return tuple(self.x_train.shape[1:])
 
     def __repr__(self) -> str:
@@ -78,10 +83,12 @@ def load_dataset(
 
     Args:
         name: one of ``"digits"`` (1,797 8x8 images, bundled with scikit-learn, offline),
-            ``"mnist"``, ``"fashion_mnist"`` (28x28) or ``"cifar10"`` (3x32x32).
+            ``"mnist1d"`` (Greydanus 2020: 4,000 train / 1,000 test sequences of 40 values, 10
+            classes, generated offline in about a second and much harder than digits for a small
+            network), ``"mnist"``, ``"fashion_mnist"`` (28x28) or ``"cifar10"`` (3x32x32).
         seed: seed of the splits; the same seed gives the same split.
         test_fraction: digits only — fraction held out as the test set (stratified).
-            The torchvision datasets use their official test set.
+            MNIST-1D and the torchvision datasets use their official test set.
         val_fraction: fraction of the training set held out for validation (stratified).
         n_train: keep only this many training images (a stratified subset), e.g. to make a
             small training set where a dense network overfits.
@@ -103,6 +110,8 @@ def load_dataset(
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1) for digits, got {test_fraction!r}")
         x_train, y_train, x_test, y_test = _stratified_split(x, y, test_fraction, seed)
+    elif name == "mnist1d":
+        x_train, y_train, x_test, y_test = _mnist1d_arrays()
     else:
         x_train, y_train, x_test, y_test = _torchvision_arrays(name, root, download)
 
@@ -113,8 +122,9 @@ def load_dataset(
     else:
         x_val, y_val = x_train[:0], y_train[:0]
 
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
-    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+    per_channel = (0, *range(2, x_train.ndim))   # every axis but the channel's
+    mean = x_train.mean(axis=per_channel, keepdims=True)
+    std = x_train.std(axis=per_channel, keepdims=True) + 1e-8
 
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((images - mean) / std).astype(np.float32))
@@ -161,6 +171,27 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     images = digits.images.astype(np.float64)[:, None, :, :] / 16.0  # (1797, 1, 8, 8) in [0, 1]
     return images, digits.target
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-1D's standard data set (the package's default arguments, seed 42) as ``(N, 1, 40)`` arrays."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as error:
+        raise DatasetUnavailableError(
+            "dataset 'mnist1d' needs the mnist1d package: pip install mnist1d (it generates the data offline)"
+        ) from error
+    # make_dataset reseeds the global random generators; keep the caller's streams untouched
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        raw = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    def sequences(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)[:, None, :]
+    return sequences(raw["x"]), np.asarray(raw["y"]), sequences(raw["x_test"]), np.asarray(raw["y_test"])
 
 
 def _stratified_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
