@@ -32,11 +32,20 @@ CHROMIUM := /usr/bin/chromium
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# *//'
 
-# The virtual environment is (re)installed only when requirements-lock.txt is newer than the
-# stamp, so a second `make env` takes well under a second.
-$(STAMP): requirements-lock.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -r requirements-lock.txt
+# .venv holds exactly what uv.lock pins for this platform (pyproject.toml: [tool.uv] and the dev
+# group) and is re-synced only when uv.lock is newer than the stamp, so a second `make env` takes
+# well under a second. uv is the one in .venv (its version is pinned by uv.lock), else one on
+# PATH; on a machine with neither, .venv is created with $(PYTHON) -m venv and pip installs the
+# locked uv into it. `uv sync --frozen` installs the lock as it is (tests/test_lock.py checks
+# that it is up to date with pyproject.toml) and never installs lecturelib (package = false).
+$(STAMP): uv.lock
+	@if [ ! -x $(VENV)/bin/uv ] && ! command -v uv >/dev/null; then \
+	  version=$$(sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock); \
+	  echo "uv not found: installing uv==$$version into $(VENV) with pip"; \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(PY) -m pip install --disable-pip-version-check -q "uv==$$version"; \
+	fi
+	$$([ -x $(VENV)/bin/uv ] && echo $(VENV)/bin/uv || command -v uv) sync --frozen --python $(PYTHON)
 	@touch $@
 
 # System packages for tests/test_browser.py: Debian's chromium, and a Korean font so the

@@ -57,7 +57,7 @@ def browser():
     _require_chromium()
     try:
         from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # part of requirements-lock.txt
+    except ImportError as exc:  # part of uv.lock (the dev group)
         if os.environ.get("CI"):
             pytest.fail(f"playwright is not installed: {exc}", pytrace=False)
         pytest.skip(f"playwright is not installed: {exc}")
