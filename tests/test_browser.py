@@ -114,6 +114,12 @@ class Visit:
             "() => Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
         return [src for src, width in images if width == 0]
 
+    def visible_search_fields(self) -> int:
+        """How many search fields (or search buttons) a reader sees on the page."""
+        return self.page.evaluate("""() => Array.from(document.querySelectorAll(
+            '.search-button-field, .search-button, input[type=search], form.bd-search'))
+            .filter(e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden').length""")
+
     def close(self):
         self.context.close()
 
@@ -134,6 +140,8 @@ def test_every_page_loads_cleanly(browser, server, book_html):
         visit = Visit(browser, server, path)
         try:
             problems = visit.problems + [f"image not loaded: {src}" for src in visit.broken_images()]
+            if (fields := visit.visible_search_fields()) != 1:
+                problems.append(f"{fields} visible search fields at 1280 px wide, want exactly 1")
         finally:
             visit.close()
         if problems:
@@ -183,6 +191,16 @@ def test_chapter_in_browser(browser, server, chapter):
         page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / f"{chapter[:2]}.png"))
         assert visit.problems == [], "\n".join(visit.problems)
+    finally:
+        visit.close()
+
+
+def test_one_search_field_on_a_phone(browser, server):
+    visit = Visit(browser, server, "notebooks/01_weighted_sum.html")
+    try:
+        visit.page.set_viewport_size({"width": 400, "height": 800})
+        visit.page.wait_for_timeout(200)
+        assert visit.visible_search_fields() == 1
     finally:
         visit.close()
 
