@@ -1,14 +1,27 @@
-"""Interactive ipywidgets demos; each returns its widget and exposes an update callback that tests can call.
+"""Interactive ipywidgets demos, and their kernel-free twins for the rendered book.
 
 Every demo is a widget with an ``update(value)`` attribute: the callback the slider calls, which
 redraws the demo's figure and returns it (also kept as the widget's ``figure`` attribute), so a test
 can change the value and check what was drawn.
+
+A widget needs a running kernel; the rendered book has none. :func:`twin` turns a demo into plain
+HTML: the same ``draw`` function is run once for every value of the slider, each figure is embedded
+as a PNG, and a native ``<input type="range">`` with a few lines of inline JavaScript swaps them —
+no kernel, no network, keyboard-operable (arrow keys, Home/End), and it scales to the page width.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import itertools
+import json
+from dataclasses import dataclass
+
 import ipywidgets
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from . import importance, plots
@@ -29,6 +42,7 @@ def _slider_demo(draw, slider: ipywidgets.widgets.ValueWidget) -> ipywidgets.VBo
     box = ipywidgets.VBox([slider, output])
     slider.observe(lambda change: update(change["new"]), names="value")
     box.update = update
+    box.draw, box.slider = draw, slider   # what twin() needs to precompute the frames
     update(slider.value)
     return box
 
@@ -148,3 +162,94 @@ def ratio_curve_demo(
         return fig
 
     return _slider_demo(draw, slider)
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A kernel-free slider: precomputed frames in self-contained HTML (shown by Jupyter and the book).
+
+    ``values[i]`` is the slider's i-th value, ``labels[i]`` how the slider shows it and
+    ``titles[i]`` the title of the figure drawn for it (also the frame's alt text).
+    """
+
+    html: str
+    values: tuple
+    labels: tuple[str, ...]
+    titles: tuple[str, ...]
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+_TWIN_IDS = itertools.count()
+
+# One small script per twin: the range input picks the frame; the JSON holds the frames.
+_TWIN_SCRIPT = """(function () {
+  var root = document.getElementById(%(id)s);
+  var data = JSON.parse(root.querySelector("script[type='application/json']").textContent);
+  var input = root.querySelector("input"), img = root.querySelector("img"), out = root.querySelector("output");
+  function show() {
+    var i = Number(input.value);
+    img.src = data.frames[i]; img.alt = data.titles[i];
+    out.textContent = data.labels[i]; input.setAttribute("aria-valuetext", data.labels[i]);
+  }
+  input.addEventListener("input", show);
+  show();
+})();"""
+
+
+def _slider_values(slider: ipywidgets.widgets.ValueWidget) -> tuple[list, list[str]]:
+    """The values a slider can take, and the text it shows for each."""
+    if isinstance(slider, ipywidgets.SelectionSlider):
+        labels, values = zip(*[(str(label), value) for label, value in slider.options])
+        return list(values), list(labels)
+    count = int(round((slider.max - slider.min) / slider.step)) + 1
+    values = [round(slider.min + i * slider.step, 10) for i in range(count)]
+    return values, [format(v, slider.readout_format) for v in values]
+
+
+def _png_data_uri(fig: plt.Figure, dpi: int) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _title(fig: plt.Figure) -> str:
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    return " | ".join(t for t in [suptitle, *titles] if t)
+
+
+def twin(demo: ipywidgets.VBox, *, dpi: int = 72) -> Twin:
+    """Return the kernel-free twin of a demo of this module: its figure for every slider value, with a slider in plain HTML.
+
+    Args:
+        demo: a widget returned by one of this module's ``*_demo`` functions (it carries its
+            ``draw`` function and ``slider``).
+        dpi: resolution of the embedded PNG frames (72 keeps a 20-frame twin well under 1 MB).
+
+    Returns:
+        A :class:`Twin`; display it (or leave it as a cell's last value) to show it.
+    """
+    values, labels = _slider_values(demo.slider)
+    start = int(np.argmin([abs(float(v) - float(demo.slider.value)) for v in values]))
+    frames, titles = [], []
+    for value in values:
+        fig = demo.draw(value)
+        titles.append(_title(fig))
+        frames.append(_png_data_uri(fig, dpi))
+        plt.close(fig)
+    element_id = f"lecturelib-twin-{next(_TWIN_IDS)}"
+    payload = json.dumps({"frames": frames, "labels": labels, "titles": titles})
+    name = html.escape(demo.slider.description or "value")
+    markup = (
+        f'<div class="lecturelib-twin" id="{element_id}" style="max-width:100%">'
+        f'<label style="display:flex;align-items:center;gap:0.6em;flex-wrap:wrap">{name} '
+        f'<input type="range" min="0" max="{len(values) - 1}" step="1" value="{start}" '
+        f'aria-label="{name}" style="flex:1 1 12em;min-width:8em"> '
+        f'<output style="min-width:4em;font-variant-numeric:tabular-nums">{html.escape(labels[start])}</output></label>'
+        f'<img src="{frames[start]}" alt="{html.escape(titles[start])}" style="max-width:100%;height:auto;display:block">'
+        f'<script type="application/json">{payload}</script>'
+        f'<script>{_TWIN_SCRIPT % {"id": json.dumps(element_id)}}</script></div>'
+    )
+    return Twin(markup, tuple(values), tuple(labels), tuple(titles))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import threading
 from pathlib import Path
@@ -24,6 +25,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO / "_build" / "screenshots"
+# Chapters whose widgets (or slider-shaped results) have a kernel-free twin in the rendered page.
+TWIN_CHAPTERS = ["01_weighted_sum", "03_weight_distributions", "04_pruning_vs_dropout", "06_ratio_curves",
+                 "09_lottery_ticket", "10_rewinding_stability"]
+PAGE_BUDGET_BYTES = 3_000_000
 
 
 def _require_chromium():
@@ -201,6 +206,43 @@ def test_one_search_field_on_a_phone(browser, server):
         visit.page.set_viewport_size({"width": 400, "height": 800})
         visit.page.wait_for_timeout(200)
         assert visit.visible_search_fields() == 1
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("chapter", TWIN_CHAPTERS)
+def test_kernel_free_sliders_work_with_the_keyboard(browser, server, book_html, chapter):
+    size = (book_html / "notebooks" / f"{chapter}.html").stat().st_size
+    assert size < PAGE_BUDGET_BYTES, f"{chapter}: the page weighs {size / 1e6:.1f} MB (budget 3 MB)"
+    visit = Visit(browser, server, f"notebooks/{chapter}.html")
+    page = visit.page
+    try:
+        twins = page.locator(".lecturelib-twin")
+        assert twins.count() >= 1, f"{chapter}: no kernel-free slider in the rendered page"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for i in range(twins.count()):
+            twin = twins.nth(i)
+            twin.scroll_into_view_if_needed()
+            data = json.loads(twin.locator("script[type='application/json']").text_content())
+            slider, image, label = twin.locator("input[type=range]"), twin.locator("img"), twin.locator("output")
+            start = int(slider.input_value())
+            assert image.get_attribute("src") == data["frames"][start], f"{chapter} twin {i}: wrong first frame"
+            twin.screenshot(path=str(SCREENSHOTS / f"{chapter[:2]}-twin{i}-a.png"))
+            slider.focus()
+            key, end = ("Home", 0) if start == len(data["frames"]) - 1 else ("End", len(data["frames"]) - 1)
+            page.keyboard.press(key)
+            assert int(slider.input_value()) == end, f"{chapter} twin {i}: {key} did not move the slider"
+            assert image.get_attribute("src") == data["frames"][end] != data["frames"][start], (
+                f"{chapter} twin {i}: the figure did not change to the frame of position {end}")
+            assert label.text_content() == data["labels"][end] and image.get_attribute("alt") == data["titles"][end]
+            page.keyboard.press("ArrowLeft" if end else "ArrowRight")
+            step = end - 1 if end else 1
+            assert image.get_attribute("src") == data["frames"][step], f"{chapter} twin {i}: arrow key did not step"
+            twin.screenshot(path=str(SCREENSHOTS / f"{chapter[:2]}-twin{i}-b.png"))
+        page.set_viewport_size({"width": 400, "height": 800})   # a phone: the figure fits the width
+        widths = page.eval_on_selector_all(".lecturelib-twin img", "imgs => imgs.map(i => i.getBoundingClientRect().right)")
+        assert max(widths) <= 400, f"{chapter}: a twin overflows a phone-width window ({widths})"
+        assert not visit.problems, "\n".join(visit.problems)
     finally:
         visit.close()
 

@@ -1,0 +1,43 @@
+"""widgets.twin: the kernel-free twin of a demo holds one frame per slider value, drawn by the demo's own draw function."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import torch
+
+from lecturelib import plots, widgets
+
+
+def _payload(twin: widgets.Twin) -> dict:
+    return json.loads(re.search(r'<script type="application/json">(.*?)</script>', twin.html, re.S).group(1))
+
+
+def test_one_frame_per_slider_value_with_the_demos_titles():
+    demo = widgets.pruning_histogram_demo(torch.randn(5000, generator=torch.Generator().manual_seed(0)), ratio=0.5)
+    twin = widgets.twin(demo)
+    assert twin.values == tuple(round(0.05 * i, 10) for i in range(20))
+    assert twin.labels[0] == "0%" and twin.labels[-1] == "95%"
+    payload = _payload(twin)
+    assert len(payload["frames"]) == len(set(payload["frames"])) == 20   # every value draws a different figure
+    assert all(f.startswith("data:image/png;base64,") for f in payload["frames"])
+    # the titles are those the live widget draws for the same value
+    assert twin.titles[14] == demo.update(0.7).axes[0].get_title()
+    assert 'value="10"' in twin.html and "50%" in twin.html   # starts at the demo's own value
+    assert "http" not in twin.html.replace("http://www.w3.org", "")   # nothing remote
+
+
+def test_selection_slider_twin_and_size():
+    demo = widgets.ratio_curve_demo([0.5, 0.8, 0.9], {"retrained": (np.array([[0.9, 0.8, 0.7]]), plots.COLORS["retrained"], "-")})
+    twin = widgets.twin(demo)
+    assert twin.values == (0.5, 0.8, 0.9) and twin.labels == ("50 %", "80 %", "90 %")
+    assert twin.titles == ("50 % pruned: retrained 90.0 %", "80 % pruned: retrained 80.0 %", "90 % pruned: retrained 70.0 %")
+    assert twin._repr_html_() == twin.html and len(twin.html) < 1_000_000
+    again = widgets.twin(demo)
+    assert again.html != twin.html and _payload(again) == _payload(twin)   # unique element ids, same frames
