@@ -17,6 +17,10 @@ class CheckFailed(AssertionError):
     """A self-check found a mistake; the message says which case and what differs."""
 
 
+class NotAttempted(CheckFailed):
+    """The function still raises ``NotImplementedError``: the student edition's stub, not yet replaced."""
+
+
 def _passed(what: str, cases: int) -> None:
     print(f"✓ {what}: all {cases} cases pass.")
 
@@ -25,7 +29,7 @@ def _call(fn: Callable, case: str, *args):
     try:
         return fn(*args)
     except NotImplementedError:
-        raise CheckFailed(f"{fn.__name__} is not implemented yet: replace `raise NotImplementedError` with your code.") from None
+        raise NotAttempted(f"{fn.__name__} is not implemented yet: replace `raise NotImplementedError` with your code.") from None
     except Exception as error:  # the student's code crashed: say on which case
         raise CheckFailed(f"{fn.__name__} raised {type(error).__name__}: {error} — on the case {case}.") from None
 
@@ -38,33 +42,59 @@ def _expect_tensor(result, expected_shape, name: str, case: str) -> None:
 
 
 def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
-    """Check ``fn(w, ratio)``: a copy of the 1-D weights ``w`` with the ``round(ratio * len(w))`` smallest ``|w|`` set to 0."""
+    """Check ``fn(w, ratio)``: a copy of the 1-D weights ``w`` with the ``round(ratio * len(w))`` smallest ``|w|`` set to 0.
+
+    ``w`` itself must not change. Cases include ``ratio * len(w)`` that is not an integer (2.8 and
+    0.29 * 100 = 28.999999999999996, which ``int()`` truncates; 4.2, which ``math.ceil`` rounds up) and
+    tied ``|w|`` (a threshold test ``|w| <= t`` then prunes too many).
+    """
     generator = torch.Generator().manual_seed(0)
     cases = [
         (torch.tensor([0.5, -0.1, 2.0, -3.0, 0.05]), 0.4),
         (torch.randn(64, generator=generator), 0.5),
         (torch.randn(100, generator=generator), 0.0),
         (torch.randn(100, generator=generator), 0.9),
+        (torch.randn(7, generator=generator), 0.4),
+        (torch.randn(6, generator=generator), 0.7),
+        (torch.randn(100, generator=generator), 0.29),
+        (torch.tensor([1.0, -1.0, 0.5, 1.0, 3.0, -2.0]), 0.5),
     ]
     for w, ratio in cases:
         case = f"w of length {len(w)}, ratio={ratio}"
-        original = w.clone()
-        result = _call(fn, case, w.clone(), ratio)
+        original, given = w.clone(), w.clone()
+        result = _call(fn, case, given, ratio)
+        if isinstance(given, torch.Tensor) and not torch.equal(given, original):
+            changed = int((given != original).sum())
+            raise CheckFailed(f"{case}: {changed} entries of the w you were given changed — you modified it in place. "
+                              "Return a copy (start from w.clone()) and leave w as it was.")
         _expect_tensor(result, w.shape, fn.__name__, case)
         n_prune = round(ratio * len(w))
         zeros = int((result == 0).sum())
         if zeros != n_prune:
+            product = ratio * len(w)
+            ties = int((original.abs() == original.abs().sort().values[max(n_prune - 1, 0)]).sum())
+            hint = (f" — int() truncates {product!r} to {int(product)}; use round()" if zeros == int(product) else
+                    f" — with {ties} weights of equal |w|, a threshold test |w| <= t prunes all of them; prune exactly "
+                    f"{n_prune} entries by position (argsort or topk)" if zeros > n_prune and ties > 1 else "")
             raise CheckFailed(
                 f"{case}: {zeros} weights are zero, expected round({ratio} * {len(w)}) = {n_prune} "
-                f"(sparsity {zeros / len(w):.0%} instead of {n_prune / len(w):.0%})."
+                f"(sparsity {zeros / len(w):.0%} instead of {n_prune / len(w):.0%}){hint}."
             )
         kept = result != 0
         if not torch.equal(result[kept], original[kept]):
-            raise CheckFailed(f"{case}: the weights you kept changed value; pruning must only set weights to 0.")
+            i = int(torch.nonzero(kept & (result != original))[0])
+            raise CheckFailed(f"{case}: position {i} holds {float(result[i]):.4g}, expected the weight itself, {float(original[i]):.4g} "
+                              "— the weights you keep must keep their value; pruning only sets weights to 0.")
         if n_prune and original.abs()[~kept].max() > original.abs()[kept].min():
+            got = sorted(torch.nonzero(~kept).flatten().tolist())
+            want = sorted(original.abs().argsort()[:n_prune].tolist())
+            hint = (" — prune by the size |w|, not by the signed value" if set(got) == set(original.argsort()[:n_prune].tolist()) else
+                    " — you pruned the largest |w|; prune the smallest" if set(got) == set(original.abs().argsort(descending=True)[:n_prune].tolist())
+                    else "")
+            where = f" You pruned the positions {got}, expected {want}." if len(w) <= 10 else ""
             raise CheckFailed(
                 f"{case}: a weight with |w| = {original.abs()[~kept].max():.3f} was pruned while one with "
-                f"|w| = {original.abs()[kept].min():.3f} was kept — prune by the size |w|, not by the signed value."
+                f"|w| = {original.abs()[kept].min():.3f} was kept{hint}.{where}"
             )
     return _passed(fn.__name__, len(cases))
 
@@ -126,6 +156,9 @@ def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tu
         (torch.tensor([[3.0, 0.0], [0.1, 0.1], [0.0, -2.0], [1.0, 1.0]]), torch.tensor([1.0, 2.0, 3.0, 4.0]), 2),
         (torch.randn(16, 8, generator=generator), torch.randn(16, generator=generator), 4),
         (torch.randn(10, 5, generator=generator), torch.randn(10, generator=generator), 10),
+        # L2 keeps rows 1 and 3, L1 (sum of |w|) rows 0 and 1, the signed sum rows 0 and 1
+        (torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0], [0.2, 0.1, -0.1, 0.3], [-2.2, 0.0, 0.0, 0.2]]),
+         torch.tensor([0.1, 0.2, 0.3, 0.4]), 2),
     ]
     for weight, bias, n_keep in cases:
         case = f"weight {tuple(weight.shape)}, n_keep={n_keep}"
@@ -146,9 +179,16 @@ def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tu
             raise CheckFailed(f"{case}: you kept the right rows but sorted them by norm; keep them in their original order "
                               "(the next layer's columns must stay aligned with them).")
         if not torch.equal(new_w, weight[expected]):
+            got = [int(hit[0]) if len(hit) else -1 for hit in ((weight == row).all(dim=1).nonzero().flatten() for row in new_w)]
+            l1 = sorted(torch.topk(weight.abs().sum(dim=1), n_keep).indices.tolist())
+            hint = (" — you ranked the rows by the L1 norm (sum of |w|); rank them by the L2 norm, sqrt(sum of w²)"
+                    if got == l1 and l1 != expected.tolist() else
+                    " — some returned rows are not rows of weight: slice the rows, do not change them" if -1 in got else
+                    " — score each row by its L2 norm over all its inputs, weight.norm(dim=1)")
             norms = ", ".join(f"{v:.2f}" for v in weight.norm(dim=1)[:6].tolist())
-            raise CheckFailed(f"{case}: the kept rows are not the {n_keep} rows with the largest L2 norm "
-                              f"(row norms start {norms}…); score each row by its norm over all its inputs.")
+            more = "…" if len(weight) > 6 else ""
+            raise CheckFailed(f"{case}: you kept the rows {got}, expected {expected.tolist()}, the {n_keep} rows with the "
+                              f"largest L2 norm (norms {norms}{more}){hint}.")
         if not torch.equal(new_b, bias[expected]):
             raise CheckFailed(f"{case}: the bias entries do not belong to the kept rows; slice bias with the same indices.")
     _passed(fn.__name__, len(cases))
@@ -162,7 +202,8 @@ def check_survivor_histogram(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     pruned = dense.clone()
     pruned[pruned.abs() < 0.5] = 0
     cases = [
-        (torch.tensor([-0.9, -0.2, 0.0, 0.0, 0.1, 0.3, 0.3, 1.0]), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])),
+        # -0.5 and 0.5 lie on inner edges (they belong to the bin on their right), 1.0 on the last, closed edge
+        (torch.tensor([-0.9, -0.5, -0.2, 0.0, 0.0, 0.1, 0.3, 0.3, 0.5, 1.0]), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])),
         (pruned, torch.linspace(-3, 3, 13)),
         (dense.reshape(20, 25), torch.linspace(-2, 2, 9)),
     ]
@@ -182,12 +223,19 @@ def check_survivor_histogram(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
         if zeros and int(diff[zero_bin]) == zeros and int(diff.abs().sum()) == zeros:
             raise CheckFailed(f"{case}: the bin around 0 holds {zeros} extra weights — you counted the pruned (zero) "
                               "weights; count only the survivors (w != 0).")
+        on_last_edge = int((alive == edges[-1]).sum())
         if int(got.sum()) != int(expected.sum()):
+            hint = (" — the last bin is closed: a weight equal to edges[-1] counts" if on_last_edge and
+                    int(diff[-1]) == -on_last_edge and int(diff[:-1].abs().sum()) == 0 else "")
             raise CheckFailed(f"{case}: your bins hold {int(got.sum())} weights in all, expected {int(expected.sum())} "
-                              "(the non-zero weights between edges[0] and edges[-1]).")
+                              f"(the non-zero weights between edges[0] and edges[-1]){hint}.")
+        right_closed = torch.bincount((torch.bucketize(alive, edges) - 1).clamp(min=0), minlength=len(edges) - 1)
+        hint = (" — a weight exactly on an inner edge belongs to the bin on its right, [edges[i], edges[i+1]) "
+                "(torch.bucketize(..., right=True))" if torch.equal(got, right_closed) else
+                " — use the given edges, left-closed bins (the last one closed)")
         i = int(diff.abs().argmax())
         raise CheckFailed(f"{case}: bin {i} [{edges[i]:.2f}, {edges[i + 1]:.2f}) holds {int(got[i])} weights, expected "
-                          f"{int(expected[i])} — use the given edges, left-closed bins (the last one closed).")
+                          f"{int(expected[i])} (all bins: got {got.tolist()}, expected {expected.tolist()}){hint}.")
     _passed(fn.__name__, len(cases))
 
 
@@ -337,8 +385,11 @@ def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Te
         n_prune = round(target * weight.numel())
         zeros = int((~keep).sum())
         if zeros != n_prune:
+            product = target * weight.numel()
+            hint = (f"int() truncates {product!r} to {int(product)}; use round()" if zeros == int(product) else
+                    "the sparsity counts the weights pruned before, too")
             raise CheckFailed(f"{case}: the new mask prunes {zeros} of {weight.numel()} weights, expected "
-                              f"round({target} * {weight.numel()}) = {n_prune} — the sparsity counts the weights pruned before, too.")
+                              f"round({target} * {weight.numel()}) = {n_prune} — {hint}.")
         newly = mask & ~keep
         if newly.any() and (keep & mask).any() and weight.abs()[newly].max() > weight.abs()[keep].min():
             raise CheckFailed(f"{case}: a weight with |w| = {weight.abs()[newly].max():.3f} was pruned while one with "
@@ -372,8 +423,11 @@ def check_largest_safe_ratio(fn: Callable[[list, list, float, float], float]) ->
 
 
 def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
-    """Check ``fn(final_sparsity, rounds)``: ``rounds`` sparsities, each round pruning the same fraction of the *remaining* weights, ending exactly at ``final_sparsity``."""
-    cases = [(0.875, 3), (0.98, 5), (0.5, 1), (0.9, 4)]
+    """Check ``fn(final_sparsity, rounds)``: ``rounds`` sparsities, each round pruning the same fraction of the *remaining* weights, ending exactly at ``final_sparsity``.
+
+    "Exactly" is ``==``: for (0.5, 2) and (0.5, 3), ``1 - (1 - rate) ** rounds`` gives 0.4999999999999999.
+    """
+    cases = [(0.875, 3), (0.98, 5), (0.5, 1), (0.9, 4), (0.5, 2), (0.5, 3)]
     for final, rounds in cases:
         case = f"final_sparsity={final}, rounds={rounds}"
         result = _call(fn, case, final, rounds)
@@ -384,8 +438,10 @@ def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
         if len(values) != rounds:
             hint = " — do not include the dense starting point 0.0; one entry per round" if len(values) == rounds + 1 else ""
             raise CheckFailed(f"{case}: got {len(values)} sparsities, expected one per round ({rounds}){hint}.")
-        if abs(values[-1] - final) > 1e-9:
-            raise CheckFailed(f"{case}: the schedule ends at {values[-1]:.6f}, not at the requested {final} (off by {values[-1] - final:+.2e}).")
+        if values[-1] != final:
+            off = values[-1] - final
+            hint = (" — rounding errors of (1 - rate) ** r; set the last entry to final_sparsity itself" if abs(off) < 1e-9 else "")
+            raise CheckFailed(f"{case}: the schedule ends at {values[-1]!r}, not at the requested {final!r} (off by {off:+.1e}){hint}.")
         if any(b <= a for a, b in zip(values[:-1], values[1:])) or values[0] <= 0:
             raise CheckFailed(f"{case}: the sparsities {[round(v, 4) for v in values]} must increase, starting above 0.")
         kept = [1.0] + [1 - v for v in values]

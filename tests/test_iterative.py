@@ -1,4 +1,4 @@
-"""Tests of lecturelib.iterative (the pruning loop, schedules, ratio curves) and of the self-checks of its chapters."""
+"""Tests of lecturelib.iterative (the pruning loop, schedules, ratio curves); its chapters' self-checks are in test_checks.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturelib import checks, data, iterative, models, pruning
+from lecturelib import data, iterative, models, pruning
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,82 +178,3 @@ def test_largest_ratio_within():
     assert iterative.largest_ratio_within([0.5], [0.5], 0.97, 0.01) == 0.0
     with pytest.raises(ValueError, match="same length"):
         iterative.largest_ratio_within([0.5], [0.5, 0.6], 0.97, 0.01)
-
-
-# --- self-checks of the exercises: a correct answer passes, wrong ones are explained ---
-
-def update_mask(weight, mask, sparsity):
-    score = torch.where(mask.bool(), weight.abs(), torch.full_like(weight, -1.0)).reshape(-1)
-    keep = torch.ones(weight.numel(), dtype=torch.bool)
-    n = round(sparsity * weight.numel())
-    if n:
-        keep[torch.topk(score, n, largest=False).indices] = False
-    return keep.reshape(weight.shape)
-
-
-def test_check_update_mask(capsys):
-    checks.check_update_mask(update_mask)
-    assert "all 4 cases pass" in capsys.readouterr().out
-
-    def ignores_old_mask(weight, mask, sparsity):
-        return update_mask(weight, torch.ones_like(mask), sparsity)
-
-    def prunes_on_top(weight, mask, sparsity):  # prunes round(s*n) MORE weights
-        alive = mask.sum().item()
-        extra = update_mask(torch.where(mask, weight, torch.zeros_like(weight)), mask, min(0.99, (weight.numel() - alive + round(sparsity * weight.numel())) / weight.numel()))
-        return extra & mask
-
-    def signed(weight, mask, sparsity):
-        return update_mask(weight + 10, mask, sparsity) if sparsity > 0.3 else update_mask(weight, mask, sparsity)
-
-    with pytest.raises(checks.CheckFailed, match="stay pruned"):
-        checks.check_update_mask(ignores_old_mask)
-    with pytest.raises(checks.CheckFailed, match="expected round"):
-        checks.check_update_mask(prunes_on_top)
-    with pytest.raises(checks.CheckFailed, match="smallest"):
-        checks.check_update_mask(lambda w, m, s: update_mask(w.abs().neg() * 0 + torch.arange(w.numel(), dtype=w.dtype).reshape(w.shape).flip(-1 if w.dim() == 1 else 0), m, s))
-    with pytest.raises(checks.CheckFailed, match="not implemented"):
-        checks.check_update_mask(lambda w, m, s: (_ for _ in ()).throw(NotImplementedError))
-
-
-def test_check_largest_safe_ratio(capsys):
-    checks.check_largest_safe_ratio(iterative.largest_ratio_within)
-    assert "all 5 cases pass" in capsys.readouterr().out
-
-    def any_within(ratios, accs, reference, tolerance):
-        ok = [r for r, a in zip(ratios, accs) if a >= reference - tolerance]
-        return max(ok) if ok else 0.0
-
-    def strict(ratios, accs, reference, tolerance):
-        best = 0.0
-        for r, a in zip(ratios, accs):
-            if a <= reference - tolerance:
-                break
-            best = r
-        return best
-
-    with pytest.raises(checks.CheckFailed, match="recovery does not count"):
-        checks.check_largest_safe_ratio(any_within)
-    with pytest.raises(checks.CheckFailed, match="use >="):
-        checks.check_largest_safe_ratio(strict)
-
-
-def test_check_sparsity_schedule(capsys):
-    checks.check_sparsity_schedule(iterative.sparsity_schedule)
-    assert "all 4 cases pass" in capsys.readouterr().out
-
-    def linear(final, rounds):
-        return [final * (r + 1) / rounds for r in range(rounds)]
-
-    def with_start(final, rounds):
-        return [0.0] + iterative.sparsity_schedule(final, rounds)
-
-    def same_rate_wrong_end(final, rounds):
-        return pruning.iterative_sparsities(final / rounds, rounds)
-
-    with pytest.raises(checks.CheckFailed, match="linear schedule"):
-        checks.check_sparsity_schedule(linear)
-    with pytest.raises(checks.CheckFailed, match="dense starting point"):
-        checks.check_sparsity_schedule(with_start)
-    with pytest.raises(checks.CheckFailed, match="not at the requested"):
-        checks.check_sparsity_schedule(same_rate_wrong_end)

@@ -114,29 +114,3 @@ def test_instability_analysis_counts_lr_milestones_from_iteration_0(tiny, monkey
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
     stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3, train_kwargs={"lr_milestones": (6, 8), "device": "cpu"})
     assert seen == [[2, 4], [2, 4]], "a copy started at W_4 drops its rate 2 and 4 steps in, at iterations 6 and 8"
-
-
-# --- the self-check of the exercise "interpolate two networks" ---
-
-from lecturelib import checks  # noqa: E402
-
-
-def good_interpolate(a, b, alpha):
-    return {n: (1 - alpha) * a[n] + alpha * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
-
-
-def test_check_interpolate_accepts_correct_solutions(capsys):
-    checks.check_interpolate(good_interpolate)
-    checks.check_interpolate(stability.interpolate)
-    assert "all 4 cases pass" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, message", [
-    (lambda a, b, t: {n: t * a[n] + (1 - t) * b[n] if a[n].is_floating_point() else a[n] for n in a}, "swapped the roles"),
-    (lambda a, b, t: {n: a[n] + t * b[n] if a[n].is_floating_point() else a[n] for n in a}, "add up to 1"),
-    (lambda a, b, t: {n: (1 - t) * a[n] + t * b[n] for n in a}, "integer tensor"),
-    (lambda a, b, t: {n: a[n].mul_(1 - t).add_(t * b[n]) if a[n].is_floating_point() else a[n] for n in a}, "in place"),
-])
-def test_check_interpolate_says_what_is_wrong(wrong, message):
-    with pytest.raises(checks.CheckFailed, match=message):
-        checks.check_interpolate(wrong)

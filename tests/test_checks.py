@@ -1,0 +1,486 @@
+"""The exercises' self-checks (lecturelib.checks) against the mistakes students make.
+
+Every ``check_*`` passes the solution cell of the notebook that calls it (executed here, outside the
+notebook) and lecturelib's own implementation where there is one, and fails each realistic wrong
+answer of :data:`WRONG` with a message naming the case and what differs. A check without three
+wrong answers here fails :func:`test_every_check_is_tested_against_three_wrong_answers`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+import nbformat
+import pytest
+import torch
+
+from conftest import NOTEBOOK_DIR, load_tool
+from lecturelib import checks, iterative, pruning, stability
+
+student_edition = load_tool("student_edition")
+CHECKS = sorted(name for name in dir(checks) if name.startswith("check_"))
+
+
+# --- check_prune_smallest ------------------------------------------------------------------------
+
+def prune_in_place(w, ratio):
+    w[w.abs().argsort()[:round(ratio * len(w))]] = 0
+    return w
+
+
+def prune_truncating(w, ratio):
+    out = w.clone()
+    out[w.abs().argsort()[:int(ratio * len(w))]] = 0
+    return out
+
+
+def prune_rounding_up(w, ratio):
+    out = w.clone()
+    out[w.abs().argsort()[:math.ceil(ratio * len(w))]] = 0
+    return out
+
+
+def prune_signed(w, ratio):
+    out = w.clone()
+    out[w.argsort()[:round(ratio * len(w))]] = 0
+    return out
+
+
+def prune_largest(w, ratio):
+    out = w.clone()
+    out[w.abs().argsort(descending=True)[:round(ratio * len(w))]] = 0
+    return out
+
+
+def prune_by_threshold(w, ratio):
+    n = round(ratio * len(w))
+    out = w.clone()
+    if n:
+        out[w.abs() <= w.abs().kthvalue(n).values] = 0
+    return out
+
+
+def prune_returning_the_mask(w, ratio):
+    keep = torch.ones_like(w)
+    keep[w.abs().argsort()[:round(ratio * len(w))]] = 0
+    return keep
+
+
+# --- check_remove_output_units -------------------------------------------------------------------
+
+def remove_by_zeroing(weight, bias, n_keep):
+    out = weight.clone()
+    out[torch.topk(weight.norm(dim=1), weight.shape[0] - n_keep, largest=False).indices] = 0
+    return out, bias
+
+
+def remove_sorted_by_norm(weight, bias, n_keep):
+    kept = torch.topk(weight.norm(dim=1), n_keep).indices
+    return weight[kept], bias[kept]
+
+
+def remove_first_rows(weight, bias, n_keep):
+    return weight[:n_keep], bias[:n_keep]
+
+
+def remove_by_l1(weight, bias, n_keep):
+    kept = torch.topk(weight.abs().sum(dim=1), n_keep).indices.sort().values
+    return weight[kept], bias[kept]
+
+
+def remove_by_column_norms(weight, bias, n_keep):
+    kept = torch.topk(weight.norm(dim=0), min(n_keep, weight.shape[1])).indices.sort().values
+    return weight[kept], bias[kept]
+
+
+def remove_keeping_the_bias(weight, bias, n_keep):
+    kept = torch.topk(weight.norm(dim=1), n_keep).indices.sort().values
+    return weight[kept], bias[:n_keep]
+
+
+# --- check_survivor_histogram --------------------------------------------------------------------
+
+def _bins(w, edges):
+    return torch.bincount((torch.bucketize(w, edges, right=True) - 1).clamp(max=len(edges) - 2), minlength=len(edges) - 1)
+
+
+def hist_with_zeros(weights, edges):
+    w = weights.reshape(-1)
+    return _bins(w[(w >= edges[0]) & (w <= edges[-1])], edges)
+
+
+def hist_histc(weights, edges):
+    w = weights.reshape(-1)
+    return torch.histc(w[w != 0], bins=len(edges) - 1)   # its own range, not the edges
+
+
+def hist_one_bin_short(weights, edges):
+    w = weights.reshape(-1)
+    return _bins(w[(w != 0) & (w >= edges[0]) & (w <= edges[-1])], edges)[:-1]
+
+
+def hist_right_closed(weights, edges):
+    w = weights.reshape(-1)
+    w = w[(w != 0) & (w >= edges[0]) & (w <= edges[-1])]
+    return torch.bincount((torch.bucketize(w, edges) - 1).clamp(min=0), minlength=len(edges) - 1)
+
+
+def hist_open_last_bin(weights, edges):
+    w = weights.reshape(-1)
+    return _bins(w[(w != 0) & (w >= edges[0]) & (w < edges[-1])], edges)
+
+
+def hist_not_flattened(weights, edges):
+    w = weights[(weights != 0) & (weights >= edges[0]) & (weights <= edges[-1])] if weights.dim() == 1 else weights
+    return _bins(w, edges)
+
+
+# --- check_inverted_dropout ----------------------------------------------------------------------
+
+def dropout_unscaled(x, p, generator):
+    return x * (torch.rand(x.shape, generator=generator) >= p)
+
+
+def dropout_times_keep(x, p, generator):
+    return x * (torch.rand(x.shape, generator=generator) >= p) * (1 - p)
+
+
+def dropout_keeping_with_p(x, p, generator):
+    keep = torch.rand(x.shape, generator=generator) < p
+    return x * keep / (1 - p) if p > 0 else x
+
+
+def dropout_global_rng(x, p, generator):
+    return x * (torch.rand(x.shape) >= p) / (1 - p)
+
+
+# --- check_update_mask ---------------------------------------------------------------------------
+
+def _update(weight, mask, n_prune):
+    scores = torch.where(mask, weight.abs(), torch.full_like(weight, -1.0)).reshape(-1)
+    keep = torch.ones(weight.numel(), dtype=torch.bool)
+    keep[torch.topk(scores, n_prune, largest=False).indices] = False
+    return keep.reshape(weight.shape)
+
+
+def mask_ignoring_the_old_mask(weight, mask, sparsity):
+    return _update(weight, torch.ones_like(mask), round(sparsity * weight.numel()))
+
+
+def mask_pruning_on_top(weight, mask, sparsity):   # round(s * n) MORE weights, not s in total
+    return _update(weight, mask, min(int((~mask).sum()) + round(sparsity * weight.numel()), weight.numel()))
+
+
+def mask_truncating(weight, mask, sparsity):
+    return _update(weight, mask, int(sparsity * weight.numel()))
+
+
+def mask_in_place(weight, mask, sparsity):
+    mask &= _update(weight, mask, round(sparsity * weight.numel()))
+    return mask
+
+
+def mask_signed(weight, mask, sparsity):
+    scores = torch.where(mask, weight, torch.full_like(weight, -math.inf)).reshape(-1)
+    keep = torch.ones(weight.numel(), dtype=torch.bool)
+    keep[torch.topk(scores, round(sparsity * weight.numel()), largest=False).indices] = False
+    return keep.reshape(weight.shape)
+
+
+# --- check_largest_safe_ratio --------------------------------------------------------------------
+
+def safe_any_within(ratios, accuracies, reference, tolerance):   # a later recovery counts
+    ok = [r for r, a in zip(ratios, accuracies) if a >= reference - tolerance]
+    return max(ok) if ok else 0.0
+
+
+def safe_strict(ratios, accuracies, reference, tolerance):
+    best = 0.0
+    for r, a in zip(ratios, accuracies):
+        if a <= reference - tolerance:
+            break
+        best = r
+    return best
+
+
+def safe_index(ratios, accuracies, reference, tolerance):
+    best = 0
+    for i, a in enumerate(accuracies):
+        if a < reference - tolerance:
+            break
+        best = i
+    return best
+
+
+def safe_first_failing(ratios, accuracies, reference, tolerance):
+    return next((r for r, a in zip(ratios, accuracies) if a < reference - tolerance), ratios[-1])
+
+
+def safe_none_when_none(ratios, accuracies, reference, tolerance):
+    best = None
+    for r, a in zip(ratios, accuracies):
+        if a < reference - tolerance:
+            break
+        best = r
+    return best
+
+
+# --- check_flatten_feature_indices ---------------------------------------------------------------
+
+def features(keep, height, width):
+    return (keep[:, None] * height * width + torch.arange(height * width)).flatten()
+
+
+def features_one_per_channel(keep, height, width):
+    return keep
+
+
+def features_not_multiplied(keep, height, width):
+    return (keep[:, None] + torch.arange(height * width)).flatten()
+
+
+def features_pixel_major(keep, height, width):
+    return (keep[None, :] * height * width + torch.arange(height * width)[:, None]).flatten()
+
+
+def features_channels_last(keep, height, width):
+    return (torch.arange(height * width)[:, None] * (int(keep.max()) + 1) + keep).flatten()
+
+
+def features_as_floats(keep, height, width):
+    return features(keep, height, width).float()
+
+
+def features_height_squared(keep, height, width):
+    return (keep[:, None] * height * height + torch.arange(height * width)).flatten()
+
+
+def features_as_list(keep, height, width):
+    return features(keep, height, width).tolist()
+
+
+# --- check_sparsity_schedule ---------------------------------------------------------------------
+
+def schedule_linear(final, rounds):
+    return [final * (r + 1) / rounds for r in range(rounds)]
+
+
+def schedule_with_start(final, rounds):
+    return [0.0] + iterative.sparsity_schedule(final, rounds)
+
+
+def schedule_same_rate_wrong_end(final, rounds):
+    return pruning.iterative_sparsities(final / rounds, rounds)
+
+
+def schedule_by_powers_of_the_rate(final, rounds):   # ends at 0.4999999999999999 for (0.5, 2)
+    rate = 1 - (1 - final) ** (1 / rounds)
+    return [1 - (1 - rate) ** r for r in range(1, rounds + 1)]
+
+
+def schedule_rounded(final, rounds):
+    return [round(s, 3) for s in iterative.sparsity_schedule(final, rounds)]
+
+
+# --- check_ticket_weights ------------------------------------------------------------------------
+
+def ticket_missing_biases(init, mask):
+    return {n: v * mask[n] for n, v in init.items() if n in mask}
+
+
+def ticket_in_place(init, mask):
+    return {n: v.mul_(mask[n]) if n in mask else v for n, v in init.items()}
+
+
+def ticket_unmasked(init, mask):
+    return {n: v.clone() for n, v in init.items()}
+
+
+def ticket_rescaled(init, mask):
+    return {n: v * mask[n] / mask[n].float().mean() if n in mask else v.clone() for n, v in init.items()}
+
+
+def ticket_zeroed_biases(init, mask):
+    return {n: v * mask[n] if n in mask else torch.zeros_like(v) for n, v in init.items()}
+
+
+def ticket_as_list(init, mask):
+    return [v * mask[n] if n in mask else v for n, v in init.items()]
+
+
+# --- check_interpolate ---------------------------------------------------------------------------
+
+def interpolate_swapped(a, b, alpha):
+    return {n: alpha * a[n] + (1 - alpha) * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
+
+
+def interpolate_not_convex(a, b, alpha):
+    return {n: a[n] + alpha * b[n] if a[n].is_floating_point() else a[n].clone() for n in a}
+
+
+def interpolate_counters_too(a, b, alpha):
+    return {n: (1 - alpha) * a[n] + alpha * b[n] for n in a}
+
+
+def interpolate_in_place(a, b, alpha):
+    return {n: a[n].mul_(1 - alpha).add_(alpha * b[n]) if a[n].is_floating_point() else a[n] for n in a}
+
+
+# --- the catalogue: check -> [(wrong answer, fragment of its message)] ---------------------------
+
+WRONG = {
+    "check_prune_smallest": [
+        (prune_in_place, "modified it in place"),
+        (prune_truncating, r"w of length 7, ratio=0\.4: 2 weights are zero, expected round\(0\.4 \* 7\) = 3 .* int\(\) truncates"),
+        (prune_rounding_up, r"w of length 6, ratio=0\.7: 5 weights are zero, expected round\(0\.7 \* 6\) = 4"),
+        (prune_signed, "not by the signed value"),
+        (prune_largest, r"pruned the largest \|w\|.*expected \[1, 4\]"),
+        (prune_by_threshold, "threshold test"),
+        (prune_returning_the_mask, r"position 0 holds 1, expected the weight itself, 0\.5"),
+    ],
+    "check_remove_output_units": [
+        (remove_by_zeroing, "Zeroing rows does not remove them"),
+        (remove_sorted_by_norm, "sorted them by norm"),
+        (remove_first_rows, r"weight \(4, 2\), n_keep=2: you kept the rows \[0, 1\], expected \[0, 2\]"),
+        (remove_by_l1, r"kept the rows \[0, 1\], expected \[1, 3\].*L1 norm"),
+        (remove_by_column_norms, r"expected \[0, 2\]"),
+        (remove_keeping_the_bias, "bias entries do not belong"),
+    ],
+    "check_survivor_histogram": [
+        (hist_with_zeros, "you counted the pruned"),
+        (hist_histc, r"expected \[1, 2, 3, 2\]"),
+        (hist_one_bin_short, "returned shape"),
+        (hist_right_closed, "belongs to the bin on its right"),
+        (hist_open_last_bin, "last bin is closed"),
+        (hist_not_flattened, r"raised RuntimeError.*weights \(20, 25\)"),
+    ],
+    "check_inverted_dropout": [
+        (dropout_unscaled, "forgot to scale"),
+        (dropout_times_keep, r"multiplied by \(1 - p\)"),
+        (dropout_keeping_with_p, "probability 1 - p"),
+        (dropout_global_rng, "generator"),
+    ],
+    "check_update_mask": [
+        (mask_ignoring_the_old_mask, "stay pruned"),
+        (mask_pruning_on_top, "counts the weights pruned before"),
+        (mask_truncating, r"prunes 57 of 64 weights, expected round\(0\.9 \* 64\) = 58 — int\(\) truncates"),
+        (mask_in_place, "in place"),
+        (mask_signed, "was pruned while one with"),
+    ],
+    "check_largest_safe_ratio": [
+        (safe_any_within, "recovery does not count"),
+        (safe_strict, "use >="),
+        (safe_index, "you returned the index 1"),
+        (safe_first_failing, r"got 0\.9, expected 0\.8"),
+        (safe_none_when_none, "got NoneType"),
+    ],
+    "check_flatten_feature_indices": [
+        (features_one_per_channel, "one per kept channel"),
+        (features_not_multiplied, r"not multiplied by height\*width"),
+        (features_pixel_major, "wrong order"),
+        (features_channels_last, "channel-first"),
+        (features_as_floats, "dtype torch.float32"),
+        (features_height_squared, "height=2, width=3: position 0 holds feature 8"),
+        (features_as_list, "should return a torch.Tensor"),
+    ],
+    "check_sparsity_schedule": [
+        (schedule_linear, "linear schedule"),
+        (schedule_with_start, "dense starting point"),
+        (schedule_same_rate_wrong_end, "not at the requested"),
+        (schedule_by_powers_of_the_rate, r"final_sparsity=0\.5, rounds=2: the schedule ends at 0\.4999999999999999, not at the requested 0\.5"),
+        (schedule_rounded, r"ends at 0\.875, not at the requested 0\.875|the same rate every round"),
+    ],
+    "check_ticket_weights": [
+        (ticket_missing_biases, "lacks"),
+        (ticket_in_place, "in place"),
+        (ticket_unmasked, "pruned entries"),
+        (ticket_rescaled, "differ from their initial values"),
+        (ticket_zeroed_biases, "copied from init_state"),
+        (ticket_as_list, "should return a dict"),
+    ],
+    "check_interpolate": [
+        (interpolate_swapped, "swapped the roles"),
+        (interpolate_not_convex, "add up to 1"),
+        (interpolate_counters_too, "integer tensor"),
+        (interpolate_in_place, "in place"),
+    ],
+}
+
+# lecturelib's own implementation of an exercise, where it has one
+LIBRARY = {
+    "check_sparsity_schedule": [iterative.sparsity_schedule],
+    "check_largest_safe_ratio": [iterative.largest_ratio_within],
+    "check_interpolate": [stability.interpolate],
+}
+
+
+def test_every_check_is_tested_against_three_wrong_answers():
+    assert set(WRONG) == set(CHECKS), "every lecturelib.checks.check_* needs realistic wrong answers in WRONG"
+    assert all(len(wrong) >= 3 for wrong in WRONG.values())
+
+
+@pytest.mark.parametrize("check, wrong, message", [
+    pytest.param(check, wrong, message, id=f"{check}-{wrong.__name__}") for check, cases in WRONG.items() for wrong, message in cases
+])
+def test_wrong_answers_fail_with_a_message_saying_what_differs(check, wrong, message):
+    with pytest.raises(checks.CheckFailed, match=message) as failure:
+        getattr(checks, check)(wrong)
+    assert not isinstance(failure.value, checks.NotAttempted)
+    assert "\n" not in str(failure.value), "one line: the grader prints it in a table"
+
+
+# --- the right answers: the notebooks' solution cells and lecturelib's implementations -----------
+
+def _trees(cells) -> dict[int, ast.Module]:
+    """{index: syntax tree} of the code cells that parse as Python (a cell with only ``%pip`` under an ``if`` does not)."""
+    trees = {}
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code":
+            try:
+                trees[i] = student_edition._parse(cell.source)
+            except SyntaxError:
+                pass
+    return trees
+
+
+def _solutions() -> dict[str, list[tuple[str, str, str]]]:
+    """{check name: [(where, the notebook's imports + the solution cell defining the function it is called with, its name)]}."""
+    found: dict[str, list] = {}
+    for path in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        trees = _trees(cells)
+        imports = [ast.unparse(node) for tree in trees.values() for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        for i, tree in trees.items():
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.startswith("check_")
+                        and node.args and isinstance(node.args[0], ast.Name)):
+                    name = node.args[0].id
+                    defining = [cells[j].source for j in sorted(trees) if j < i and student_edition.is_solution_cell(cells[j])
+                                and any(isinstance(d, ast.FunctionDef) and d.name == name for d in trees[j].body)]
+                    found.setdefault(node.func.attr, []).append((f"{path.name}: {name}", "\n".join(imports + defining[-1:]), name))
+    return found
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_each_check_passes_the_notebook_solution_and_the_library(check, capsys):
+    answers = []
+    for where, source, name in _solutions().get(check, []):
+        namespace: dict = {}
+        exec(compile(source, where, "exec"), namespace)   # the solution cell, with the notebook's imports
+        assert name in namespace, f"{where}: no solution cell defines {name}"
+        answers.append(namespace[name])
+    answers += LIBRARY.get(check, [])
+    assert answers, f"{check}: no notebook calls it with a solution and lecturelib has no implementation to pass it"
+    for answer in answers:
+        getattr(checks, check)(answer)
+    assert capsys.readouterr().out.count("✓") == len(answers)
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_stub_is_reported_as_not_attempted(check):
+    def stub(*args):
+        raise NotImplementedError
+
+    with pytest.raises(checks.NotAttempted, match="not implemented yet"):
+        getattr(checks, check)(stub)
