@@ -34,18 +34,25 @@ help:
 
 # .venv holds exactly what uv.lock pins for this platform (pyproject.toml: [tool.uv] and the dev
 # group) and is re-synced only when uv.lock is newer than the stamp, so a second `make env` takes
-# well under a second. uv is the one in .venv (its version is pinned by uv.lock), else one on
-# PATH; on a machine with neither, .venv is created with $(PYTHON) -m venv and pip installs the
-# locked uv into it. `uv sync --frozen` installs the lock as it is (tests/test_lock.py checks
-# that it is up to date with pyproject.toml) and never installs lecturelib (package = false).
+# well under a second. uv is the one in .venv (uv.lock pins it), else a working one on PATH; on a
+# machine with neither, pip installs the locked uv into a temporary folder (--target: no venv
+# needed, and allowed where the system Python is externally managed), which creates .venv and is
+# deleted after. `uv sync --frozen` installs the lock as it is (tests/test_lock.py checks that it
+# is up to date with pyproject.toml) and never installs lecturelib (package = false).
 $(STAMP): uv.lock
-	@if [ ! -x $(VENV)/bin/uv ] && ! command -v uv >/dev/null; then \
+	@boot=""; \
+	if [ -x $(VENV)/bin/uv ]; then uv=$(VENV)/bin/uv; \
+	elif uv --version >/dev/null 2>&1; then uv=uv; \
+	else \
 	  version=$$(sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock); \
-	  echo "uv not found: installing uv==$$version into $(VENV) with pip"; \
-	  $(PYTHON) -m venv $(VENV) && \
-	  $(PY) -m pip install --disable-pip-version-check -q "uv==$$version"; \
-	fi
-	$$([ -x $(VENV)/bin/uv ] && echo $(VENV)/bin/uv || command -v uv) sync --frozen --python $(PYTHON)
+	  boot=$$(mktemp -d); uv=$$boot/bin/uv; \
+	  echo "uv not found: $(PYTHON) -m pip install --target $$boot uv==$$version"; \
+	  $(PYTHON) -m pip install --disable-pip-version-check -q --target "$$boot" "uv==$$version" || exit 1; \
+	fi; \
+	echo "$$uv sync --frozen --python $(PYTHON)"; \
+	"$$uv" sync --frozen --python $(PYTHON); status=$$?; \
+	[ -z "$$boot" ] || rm -rf "$$boot"; \
+	exit $$status
 	@touch $@
 
 # System packages for tests/test_browser.py: Debian's chromium, and a Korean font so the
