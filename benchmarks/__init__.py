@@ -8,6 +8,8 @@ so the tests can run them tiny):
 * :mod:`benchmarks.structured_latency` — channel-pruned CNN latency vs its FLOP ratio;
 * :mod:`benchmarks.sparse_linear` — a large linear layer, dense vs CSR, over sparsity;
 * :mod:`benchmarks.notebook_runtime` — seconds to execute each chapter notebook;
+* :mod:`benchmarks.setup_time` — creating ``.venv`` on a fresh clone, pip vs uv (slow: run on its own,
+  ``python -m benchmarks.setup_time``; ``make bench`` keeps its last figures);
 * :mod:`benchmarks.page` — renders ``book/performance.md`` from the results JSON.
 
 ``python -m benchmarks`` (``make bench``) runs them all and writes ``benchmarks/results.json`` and

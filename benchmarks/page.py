@@ -86,6 +86,10 @@ def summary_rows(results: Mapping) -> list[list[str]]:
         if nb["failed"]:
             measured += f" ({len(nb['failed'])} failed)"
         rows.append(["Course runtime, all notebooks", measured, f"≤ {nb['target_total_seconds']:.0f} s", verdict(nb["met"])])
+    st = results.get("setup_time")
+    if st:
+        rows.append(["Set-up of a fresh clone: pip ÷ uv time to create `.venv`", f"{st['env_speedup']['median']:.1f}×",
+                     f"≥ {st['target_env_speedup']:.0f}×", verdict(st["met"])])
     return rows
 
 
@@ -219,6 +223,40 @@ def _notebooks(nb: Mapping) -> list[str]:
     return lines
 
 
+def _setup_time(st: Mapping) -> list[str]:
+    s, m = st["settings"], st["machine"]
+    paths = {"pip": "pip, `requirements-lock.txt`", "uv": "uv, `uv.lock`"}
+    header, rows = ["path", "`make env`"], {p: [paths[p], f"{st['env_seconds'][p]['median']:.0f} s"] for p in paths}
+    ratios = ["pip ÷ uv", ratio(st["env_speedup"])]
+    if s["book"]:
+        header += ["`make book`", "total"]
+        for p in paths:
+            rows[p] += [f"{st['book_seconds'][p]['median']:.0f} s", f"{st['total_seconds'][p]['median']:.0f} s"]
+        ratios += ["—", ratio(st["total_speedup"])]
+    load = st.get("load_average")
+    lines = ["## Set-up time of a fresh clone", "",
+             "`make env` (creating `.venv`) and then `make book` in a fresh clone, with empty pip and uv caches and no uv "
+             "installed, as on a clean CI machine: the last commit with `requirements-lock.txt` "
+             f"(`{s['commits']['pip'][:7]}`: `python3.11 -m venv` and `pip install -r requirements-lock.txt`) against "
+             f"`{s['commits']['uv'][:7]}` (pip installs the locked uv into a temporary folder, then `uv sync --frozen` "
+             f"creates `.venv` from `uv.lock`). {s['repeats']} rounds alternating pip and uv; times are medians and the ratios medians of the "
+             f"per-round pip ÷ uv ratios. Measured on {m['machine_class']} ({m['cpu_model']}) on {st['date']}"
+             + (f", load average {load['start']:.1f} → {load['end']:.1f}." if load else "."), "",
+             *_table(header, [rows["pip"], rows["uv"], ratios]), "",
+             f"Target: `.venv` at least {st['target_env_speedup']:.0f}× faster with uv: {verdict(st['met'])}. "
+             "uv does not compile bytecode while installing (pip does), so part of its gain is paid back at the first "
+             "imports; the total includes them."]
+    local = next((r["local_wheels"] for r in st["rounds"] if r["path"] == "pip"), [])
+    if local:
+        lines[-1] += (f" On this machine pip's configuration ({s['pip_config'] or 'environment'}) points it at local copies: "
+                      f"it read {len(local)} of the {s['pip_pins']} wheels of `requirements-lock.txt` from the disk"
+                      + (", PyTorch's among them" if "torch" in local else "")
+                      + ", so the pip path downloads less here than it would elsewhere; uv downloads everything from PyPI.")
+    lines += ["", "`make bench` does not rerun this figure (it takes several minutes per round) and keeps the last one; "
+              "`python -m benchmarks.setup_time` reruns it.", ""]
+    return lines
+
+
 def render_page(results: Mapping) -> str:
     """Return the Markdown (MyST) text of the performance page for ``results`` (the benchmarks' JSON as a dict)."""
     lines = ["# Performance", "",
@@ -239,6 +277,8 @@ def render_page(results: Mapping) -> str:
             lines += renderers[key](results[key])
         else:
             missing.append(key)
+    if results.get("setup_time"):  # measured separately (benchmarks/setup_time.py), with its own date
+        lines += _setup_time(results["setup_time"])
     notes = results.get("notes") or []
     if notes:
         lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]

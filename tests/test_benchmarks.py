@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import benchmarks
-from benchmarks import imp_cost, masked_training, notebook_runtime, page, sparse_linear, structured_latency
+from benchmarks import imp_cost, masked_training, notebook_runtime, page, setup_time, sparse_linear, structured_latency
 from lecturelib import data as data_module
 
 
@@ -261,6 +261,46 @@ def test_committed_page_matches_committed_results():
         pytest.skip("benchmarks/results.json not written yet (make bench)")
     committed = benchmarks.PAGE_PATH.read_text(encoding="utf-8")
     assert committed == page.render_page(benchmarks.read_results()), "book/performance.md is stale: run `python -m benchmarks --render-only`"
+
+
+def test_setup_time_pairs_each_pip_round_with_the_uv_round_after_it(monkeypatch):
+    times = {("pip", 1): 100.0, ("uv", 1): 10.0, ("pip", 2): 300.0, ("uv", 2): 20.0}
+    calls = []
+
+    def fake_run(path, commit, root, clean_path, book):
+        calls.append(path)
+        n = calls.count(path)
+        return {"env_seconds": times[(path, n)], "book_seconds": 50.0, "local_wheels": ["numpy", "torch"] if path == "pip" else []}
+
+    monkeypatch.setattr(setup_time, "one_run", fake_run)
+    monkeypatch.setattr(setup_time, "pip_config_note", lambda python: "global.find-links")
+    record = setup_time.run(repeats=2)
+    assert calls == ["pip", "uv", "pip", "uv"]                        # alternating
+    assert record["env_speedup"]["median"] == pytest.approx(12.5)      # median of 10 and 15
+    assert record["total_speedup"]["median"] == pytest.approx((150 / 60 + 350 / 70) / 2)
+    assert record["met"] is True and record["settings"]["commits"]["pip"] == setup_time.pip_commit()
+    results = {**_results(), "setup_time": record}
+    text = page.render_page(results)
+    assert "| Set-up of a fresh clone: pip ÷ uv time to create `.venv` | 12.5× | ≥ 5× | met |" in text
+    assert "## Set-up time of a fresh clone" in text and "| pip ÷ uv | 12.50 (IQR" in text
+    assert f"it read 2 of the {record['settings']['pip_pins']} wheels" in text and "PyTorch's among them" in text
+    assert record["settings"]["pip_pins"] > 100 and "`python -m benchmarks.setup_time` reruns it" in text
+    log = ("Processing /opt/pypi/files/numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl (from -r r.txt (line 9))\n"
+           "Collecting zipp==4.1.2\nProcessing /opt/w/nvidia_cuda_nvrtc-13.0.88-py3-none-any.whl\n")
+    assert setup_time.local_wheels(log) == ["numpy", "nvidia-cuda-nvrtc"]
+    with pytest.raises(ValueError, match="repeats"):
+        setup_time.run(repeats=0)
+
+
+def test_setup_time_compares_the_last_commit_with_requirements_lock():
+    import subprocess
+
+    if setup_time.git("rev-parse", "--is-shallow-repository") == "true":
+        pytest.skip("a shallow clone lacks the commit with requirements-lock.txt")
+    commit = setup_time.pip_commit()
+    has = lambda rev: subprocess.run(["git", "cat-file", "-e", f"{rev}:requirements-lock.txt"],  # noqa: E731
+                                     cwd=benchmarks.REPO, capture_output=True).returncode == 0
+    assert has(commit) and not has("HEAD")
 
 
 def test_error_line_skips_rule_lines():
