@@ -20,6 +20,16 @@ def test_digits_shapes_and_normalisation():
     assert len(d.y_val) == 0
 
 
+def test_digits_raw_pixels_without_standardisation():
+    raw, standard = data.load_dataset("digits", standardize=False), data.load_dataset("digits")
+    assert raw.x_train.min() == 0 and raw.x_train.max() == 1   # intensities in [0, 1], 0 = unlit
+    assert torch.equal(raw.y_test, standard.y_test)             # the same split
+    scale = raw.x_train.std().item()
+    assert torch.allclose((raw.x_test - raw.x_train.mean()) / scale, standard.x_test, atol=1e-3)
+    with pytest.raises(TypeError, match="standardize"):
+        data.load_dataset("digits", standardize="no")
+
+
 def test_digits_split_is_seeded_and_stratified():
     a, b, c = data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=0), data.load_dataset("digits", seed=1)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
