@@ -243,6 +243,7 @@ def plot_weight_histograms(
     colors: Mapping[str, str] | None = None,
     fig: plt.Figure | None = None,
     title: str | None = None,
+    density: bool = False,
 ) -> np.ndarray:
     """Draw weight histograms: one row per layer, one column per state, shared x per row and shared y per row.
 
@@ -253,6 +254,10 @@ def plot_weight_histograms(
         colors: ``{state: colour}``; default: ``COLORS[state]`` where it exists.
         fig: figure to draw into (default: a new one, page width).
         title: the figure's title.
+        density: draw each histogram as the percentage of *its own* weights per bin (each panel
+            sums to 100 %) instead of counts. After pruning 90 % of a layer only a tenth of the
+            weights are left, and on counts shared with the dense row their bars are too low to
+            read; as percentages the shapes compare directly.
 
     Returns:
         The axes, shape ``(layers, states)``.
@@ -266,11 +271,14 @@ def plot_weight_histograms(
         e = np.asarray(edges[layer], dtype=float)
         for col, state in enumerate(states):
             ax = axes[row, col]
-            ax.stairs(np.asarray(counts[state][layer], dtype=float), e, fill=True, color=palette[state], alpha=0.85)
+            values = np.asarray(counts[state][layer], dtype=float)
+            if density and values.sum() > 0:
+                values = 100 * values / values.sum()
+            ax.stairs(values, e, fill=True, color=palette[state], alpha=0.85)
             if row == 0:
                 ax.set_title(state)
             if col == 0:
-                ax.set_ylabel(f"{layer}\nweights per bin")
+                ax.set_ylabel(f"{layer}\n{'% of its weights' if density else 'weights'} per bin")
             if row == len(layers) - 1:
                 ax.set_xlabel("weight value")
     if title:

@@ -23,6 +23,16 @@ def test_weight_histograms_grid_shares_axes_per_layer():
     plt.close("all")
 
 
+def test_weight_histograms_as_densities_make_a_pruned_layer_readable():
+    edges = {"fc1.weight": np.linspace(-1, 1, 5)}
+    counts = {"before": {"fc1.weight": np.array([10, 90, 90, 10])}, "pruned": {"fc1.weight": np.array([10, 0, 0, 10])}}
+    axes = plots.plot_weight_histograms(counts, edges, density=True)
+    assert axes[0, 0].patches[0].get_data().values.tolist() == [5.0, 45.0, 45.0, 5.0]
+    assert axes[0, 1].patches[0].get_data().values.tolist() == [50.0, 0.0, 0.0, 50.0]   # each panel sums to 100 %
+    assert "%" in axes[0, 0].get_ylabel()
+    plt.close("all")
+
+
 def test_learning_curves_and_per_seed():
     fig, (a, b) = plt.subplots(1, 2)
     plots.plot_learning_curves(a, {"dense": ([1, 2, 3], np.array([[0.5, 0.6, 0.7], [0.7, 0.8, 0.9]]))}, ylabel="acc (%)", percent=True)
