@@ -164,6 +164,26 @@ def ratio_curve_demo(
     return _slider_demo(draw, slider)
 
 
+def choice_demo(options, draw, *, description: str, value=None) -> ipywidgets.VBox:
+    """A slider over precomputed results: ``draw(value)`` returns the figure for one of ``options``.
+
+    For results that take long to compute (a pruning level of a lottery-ticket run, a rewind point
+    of a stability analysis): the experiment runs once, the slider only chooses what to show.
+
+    Args:
+        options: ``[(label, value), ...]`` in slider order.
+        draw: ``value -> matplotlib Figure``.
+        description: the slider's name, e.g. ``"weights left"``.
+        value: initial value (default: the first option's).
+    """
+    options = [(str(label), v) for label, v in options]
+    if not options:
+        raise ValueError("choice_demo needs at least one option, got none")
+    slider = ipywidgets.SelectionSlider(options=options, value=options[0][1] if value is None else value,
+                                        description=description)
+    return _slider_demo(draw, slider)
+
+
 @dataclass(frozen=True)
 class Twin:
     """A kernel-free slider: precomputed frames in self-contained HTML (shown by Jupyter and the book).

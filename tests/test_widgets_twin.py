@@ -41,3 +41,22 @@ def test_selection_slider_twin_and_size():
     assert twin._repr_html_() == twin.html and len(twin.html) < 1_000_000
     again = widgets.twin(demo)
     assert again.html != twin.html and _payload(again) == _payload(twin)   # unique element ids, same frames
+
+
+def test_choice_demo_over_precomputed_results_and_its_twin():
+    curves = {0: [1, 2, 3], 1: [3, 2, 1]}
+
+    def draw(level):
+        fig, ax = plt.subplots()
+        ax.plot(curves[level])
+        ax.set_title(f"level {level}")
+        return fig
+
+    import matplotlib.pyplot as plt
+
+    demo = widgets.choice_demo([("100 % left", 0), ("80 % left", 1)], draw, description="weights left")
+    assert demo.figure.axes[0].get_title() == "level 0"
+    demo.children[0].value = 1
+    assert demo.figure.axes[0].get_title() == "level 1"
+    twin = widgets.twin(demo)
+    assert twin.labels == ("100 % left", "80 % left") and twin.titles == ("level 0", "level 1")
