@@ -7,7 +7,7 @@
 #   make lab      open the notebooks in JupyterLab (lecturelib from this checkout)
 #   make execute  re-execute every notebook in place after a lecturelib change and record the CPU
 #                 they ran on in notebooks/executed_on.json (then commit both)
-#   make clean    remove build outputs (keeps .venv; `make distclean` removes it too)
+#   make clean    remove build outputs and every cache (keeps .venv; `make distclean` removes it too)
 #
 # Why lecturelib is NOT installed into .venv: the notebooks, the book and the tests must
 # always use the lecturelib of *this* checkout. An install (even an editable one) can go
@@ -92,9 +92,13 @@ execute: env
 	  --ExecutePreprocessor.kernel_name=python3 notebooks/[0-9][0-9]_*.ipynb
 	$(PY) tools/numeric_platform.py --record
 
+# Every cache the project writes, wherever it was run from: the experiment cache
+# (.lecturelib_cache, in the folder the CLI or a notebook ran in — notebooks/ after `make execute`),
+# pytest's and Python's. Datasets downloaded to $LECTURELIB_DATA (~/.cache/lecturelib/data) stay.
 clean:
-	rm -rf _build build .pytest_cache .lecturelib_cache *.egg-info
-	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -rf _build build *.egg-info
+	find . \( -path ./.venv -o -path ./.git \) -prune -o -type d \
+	  \( -name __pycache__ -o -name .lecturelib_cache -o -name .pytest_cache \) -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV)

@@ -76,7 +76,6 @@ def load_dataset(
     test_fraction: float = 0.2,
     val_fraction: float = 0.0,
     n_train: int | None = None,
-    standardize: bool = True,
     root: str | os.PathLike | None = None,
     download: bool = True,
 ) -> Dataset:
@@ -93,24 +92,18 @@ def load_dataset(
         val_fraction: fraction of the training set held out for validation (stratified).
         n_train: keep only this many training images (a stratified subset), e.g. to make a
             small training set where a dense network overfits.
-        standardize: subtract the training set's mean and divide by its standard deviation (per
-            channel), the default; ``False`` keeps the raw values — for digits, pixel
-            intensities in [0, 1] with 0 for an unlit pixel.
         root: where torchvision datasets are stored (default :func:`default_root`).
         download: whether torchvision may download a missing dataset.
 
     Raises:
         ValueError: unknown ``name`` or a fraction outside [0, 1).
-        TypeError: ``standardize`` is not a bool.
         DatasetUnavailableError: a torchvision dataset is missing and cannot be downloaded.
     """
     check_choice("dataset name", name, DATASETS)
-    check_fraction("test_fraction", test_fraction)
-    check_fraction("val_fraction", val_fraction)
+    test_fraction = check_fraction("test_fraction", test_fraction)
+    val_fraction = check_fraction("val_fraction", val_fraction)
     if n_train is not None:
-        check_positive_int("n_train", n_train)
-    if not isinstance(standardize, bool):
-        raise TypeError(f"standardize must be True or False, got {standardize!r} of type {type(standardize).__name__}")
+        n_train = check_positive_int("n_train", n_train)
 
     if name == "digits":
         x, y = _digits_arrays()
@@ -130,8 +123,8 @@ def load_dataset(
         x_val, y_val = x_train[:0], y_train[:0]
 
     per_channel = (0, *range(2, x_train.ndim))   # every axis but the channel's
-    mean = x_train.mean(axis=per_channel, keepdims=True) if standardize else 0.0
-    std = x_train.std(axis=per_channel, keepdims=True) + 1e-8 if standardize else 1.0
+    mean = x_train.mean(axis=per_channel, keepdims=True)
+    std = x_train.std(axis=per_channel, keepdims=True) + 1e-8
 
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((images - mean) / std).astype(np.float32))
@@ -224,13 +217,22 @@ def _torchvision_arrays(name: str, root, download: bool):
         try:
             ds = cls(root=str(root), train=train, download=download)
         except Exception as error:  # torchvision raises RuntimeError, URLError, OSError... when offline
-            raise DatasetUnavailableError(
-                f"dataset {name!r} is not in {root / folder} and could not be downloaded "
-                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no details'}). "
-                f"Connect to the internet and call load_dataset({name!r}, download=True), copy the files "
-                f"torchvision expects into {root}, or use name='digits', which needs no download."
-            ) from None
+            raise DatasetUnavailableError(_unavailable_message(name, root / folder, download, error)) from None
         images = np.asarray(ds.data, dtype=np.float64) / 255.0
         images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)  # -> (N, C, H, W)
         splits += [images, np.asarray(ds.targets, dtype=np.int64)]
     return tuple(splits)
+
+
+def _unavailable_message(name: str, folder: Path, download: bool, error: Exception) -> str:
+    """One line saying what happened (download not allowed / tried and failed) and what to do."""
+    detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no details'}"
+    if not download:
+        what = f"dataset {name!r} is not in {folder} and no download was tried (download=False) ({detail})."
+        do = f"Allow it with load_dataset({name!r}, download=True) (experiments: download=True, the default)"
+    else:
+        what = (f"dataset {name!r} is not in {folder}; torchvision tried to download it and failed ({detail}) — "
+                f"is this machine offline?")
+        do = "Connect to the internet and run again"
+    return (f"{what} {do}, copy the files torchvision expects into {folder.parent} (or set $LECTURELIB_DATA to "
+            f"the folder that holds them), or use name='digits' or 'mnist1d', which need no download.")

@@ -50,7 +50,7 @@ def shared_edges(weight_sets: Iterable[torch.Tensor], bins: int = 60, *, quantil
     Using the same edges for "before", "pruned" and "retrained" makes their histograms comparable
     bar by bar. The range is ``±`` the ``quantile`` of ``|w|`` over all tensors (1.0 = the maximum).
     """
-    check_positive_int("bins", bins)
+    bins = check_positive_int("bins", bins)
     if not 0 < quantile <= 1:
         raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
     values = torch.cat([w.detach().reshape(-1).abs().float() for w in weight_sets])

@@ -27,24 +27,32 @@ def contributions(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def prune_weights(w: torch.Tensor, ratio: float, order: str = "smallest", *, seed: int = 0) -> torch.Tensor:
-    """Return a copy of ``w`` with ``round(ratio * n)`` weights set to 0.
+    """Return a copy of ``w`` with ``round(ratio * n)`` of its ``n`` weights set to 0.
 
     Args:
-        w: weights, shape ``(n,)``.
-        ratio: fraction to zero, in [0, 1].
+        w: weights of any shape — one neuron's ``(n,)`` or a whole matrix; ``n`` counts every entry
+            and the ranking runs over all of them.
+        ratio: fraction to zero, in [0, 1] (1 zeroes every weight).
         order: which go first — ``"smallest"`` |w| (magnitude pruning), ``"largest"`` |w|, or ``"random"``.
         seed: seed of the ``"random"`` order.
+
+    Examples:
+        >>> int((prune_weights(torch.arange(1.0, 17.0).reshape(4, 4), 0.5) == 0).sum())
+        8
     """
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"w must be a tensor, got {type(w).__name__}")
     ratio = check_fraction("ratio", ratio, allow_one=True)
     check_choice("order", order, ORDERS)
-    n_prune = round(ratio * w.numel())
+    flat = w.detach().reshape(-1)
+    n_prune = round(ratio * flat.numel())
     if order == "random":
-        ranking = torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))
+        ranking = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed))
     else:
-        ranking = w.abs().argsort(descending=order == "largest", stable=True)
-    pruned = w.detach().clone()
-    pruned[ranking[:n_prune]] = 0
-    return pruned
+        ranking = flat.abs().argsort(descending=order == "largest", stable=True)
+    pruned = flat.clone()
+    pruned[ranking[:n_prune].to(pruned.device)] = 0
+    return pruned.reshape(w.shape)
 
 
 def sum_change(

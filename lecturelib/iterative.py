@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_fraction, check_positive_int
+from ._checks import as_scalar, check_choice, check_fraction, check_positive_int
 from .data import Dataset
 from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, iterative_sparsities, layerwise_magnitude_mask, sparsity
 from .training import evaluate, train
@@ -72,7 +72,7 @@ def sparsity_schedule(final_sparsity: float, rounds: int) -> list[float]:
         [0.5, 0.75, 0.875]
     """
     final_sparsity = check_fraction("final_sparsity", final_sparsity)
-    check_positive_int("rounds", rounds)
+    rounds = check_positive_int("rounds", rounds)
     rate = 1.0 - (1.0 - final_sparsity) ** (1.0 / rounds)
     schedule = iterative_sparsities(min(rate, final_sparsity), rounds)
     schedule[-1] = final_sparsity
@@ -174,17 +174,16 @@ def prune_finetune_loop(
 
 
 def _budgets(finetune_iterations: int | Sequence[int], levels: int) -> list[int]:
-    if isinstance(finetune_iterations, (int, np.integer)) and not isinstance(finetune_iterations, bool):
-        budgets = [int(finetune_iterations)] * levels
+    finetune_iterations = as_scalar(finetune_iterations)
+    if isinstance(finetune_iterations, int) and not isinstance(finetune_iterations, bool):
+        budgets = [finetune_iterations] * levels
     elif isinstance(finetune_iterations, Sequence):
         budgets = list(finetune_iterations)
         if len(budgets) != levels:
             raise ValueError(f"finetune_iterations has {len(budgets)} entries but there are {levels} sparsities")
     else:
         raise TypeError(f"finetune_iterations must be an int or a list of ints, got {finetune_iterations!r}")
-    for i, steps in enumerate(budgets):
-        check_positive_int(f"finetune_iterations[{i}]", int(steps) if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else steps, allow_zero=True)
-    return [int(steps) for steps in budgets]
+    return [check_positive_int(f"finetune_iterations[{i}]", steps, allow_zero=True) for i, steps in enumerate(budgets)]
 
 
 def _copy_mask(mask: Mask) -> Mask:
@@ -198,8 +197,8 @@ def split_budget(total_iterations: int, rounds: int) -> list[int]:
         >>> split_budget(10, 3)
         [4, 3, 3]
     """
-    check_positive_int("total_iterations", total_iterations, allow_zero=True)
-    check_positive_int("rounds", rounds)
+    total_iterations = check_positive_int("total_iterations", total_iterations, allow_zero=True)
+    rounds = check_positive_int("rounds", rounds)
     base, extra = divmod(total_iterations, rounds)
     return [base + (1 if r < extra else 0) for r in range(rounds)]
 
@@ -273,7 +272,7 @@ def ratio_curve(
     """
     import copy
 
-    check_positive_int("retrain_iterations", retrain_iterations)
+    retrain_iterations = check_positive_int("retrain_iterations", retrain_iterations)
     plain = prune_finetune_loop(copy.deepcopy(model), data, ratios, finetune_iterations=0, scope=scope)
     retrained = prune_finetune_loop(
         copy.deepcopy(model), data, ratios, finetune_iterations=retrain_iterations, scope=scope,

@@ -91,7 +91,7 @@ def layer_sparsity_schedule(rates: Mapping[str, float], rounds: int) -> list[dic
         >>> [{name: round(s, 3) for name, s in level.items()} for level in layer_sparsity_schedule({"fc1.weight": 0.2, "fc3.weight": 0.1}, 2)]
         [{'fc1.weight': 0.2, 'fc3.weight': 0.1}, {'fc1.weight': 0.36, 'fc3.weight': 0.19}]
     """
-    check_positive_int("rounds", rounds)
+    rounds = check_positive_int("rounds", rounds)
     per_layer = {name: iterative_sparsities(rate, rounds) for name, rate in rates.items()}
     return [{name: per_layer[name][r] for name in rates} for r in range(rounds)]
 
@@ -143,8 +143,8 @@ def iterative_magnitude_pruning(
         ValueError: ``rounds`` < 1, a rate outside [0, 1), ``rewind_iteration`` < 0 or beyond the training,
             or ``train_kwargs`` containing ``mask`` / ``snapshot_at`` (IMP sets them).
     """
-    check_positive_int("rounds", rounds)
-    check_positive_int("rewind_iteration", rewind_iteration, allow_zero=True)
+    rounds = check_positive_int("rounds", rounds)
+    rewind_iteration = check_positive_int("rewind_iteration", rewind_iteration, allow_zero=True)
     train_kwargs = dict(train_kwargs or {})
     for reserved in ("mask", "snapshot_at"):
         if reserved in train_kwargs:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_positive_int
+from .pruning import check_mask
 
 MODELS = ("mlp", "cnn")
 
@@ -37,10 +38,9 @@ def mlp(
         hidden: widths of the hidden layers; ``(300, 100)`` is LeNet-300-100.
         seed: if given, the initial weights are drawn from this seed (PyTorch's default init).
     """
-    check_positive_int("num_classes", num_classes)
+    num_classes = check_positive_int("num_classes", num_classes)
+    hidden = [check_positive_int("hidden width", width) for width in hidden]
     widths = [int(torch.tensor(input_shape).prod()), *hidden, num_classes]
-    for width in hidden:
-        check_positive_int("hidden width", width)
     layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
     with _seeded(seed):
         for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
@@ -115,7 +115,14 @@ def _seeded(seed: int | None):
 
 
 def count_parameters(model: nn.Module, mask: dict[str, torch.Tensor] | None = None) -> int:
-    """Return the number of parameters; with a mask, the number of *unpruned* ones."""
+    """Return the number of parameters; with a mask, the number of *unpruned* ones.
+
+    Raises:
+        KeyError / ValueError / TypeError: ``mask`` names a parameter the model lacks, has a wrong
+            shape or holds values other than 0/1 (:func:`lecturelib.pruning.check_mask`).
+    """
+    if mask is not None:
+        check_mask(model, mask)
     total = 0
     for name, param in model.named_parameters():
         total += int(mask[name].sum()) if mask is not None and name in mask else param.numel()
@@ -127,8 +134,11 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, to
 
     Counted for ``nn.Linear`` (``in * out``) and ``nn.Conv2d`` (``C_out * C_in/groups * kH * kW * H_out * W_out``);
     activations, pooling and biases are ignored (they are a few percent). With a mask, only the
-    unpruned weights count — the work an ideal sparse kernel would do.
+    unpruned weights count — the work an ideal sparse kernel would do. A bad ``mask`` raises as in
+    :func:`count_parameters`.
     """
+    if mask is not None:
+        check_mask(model, mask)
     names = {module: name for name, module in model.named_modules()}
     flops = 0
 

@@ -7,6 +7,14 @@ A *mask* is a plain ``dict`` ``{parameter name: bool tensor}`` keyed like ``mode
 covers, in [0, 1). A sparsity ``s`` over ``n`` weights prunes ``round(s * n)`` of them — the rounding
 rule of ``torch.nn.utils.prune`` — the ones with the smallest scores. Asking for a sparsity lower
 than the current mask's is an error: pruned weights are never revived.
+
+**A layer is never emptied.** A sparsity below 1 always leaves each pruned layer at least one
+weight: where ``round(s * n)`` would be all ``n`` weights of a layer (``round(0.99 * 40) = 40``), the
+layer keeps its largest-scoring weight and ``n - 1`` are pruned. The global mask protects each
+layer's largest surviving weight in the same way, so it prunes at most ``N - L`` of ``N`` weights in
+``L`` layers. A layer with no weight left has no signal to pass on: the network's output would no
+longer depend on its input, and many IMP rounds on a small network would otherwise end there
+without a word. (A layer that a given ``current_mask`` has already emptied stays empty.)
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ._checks import check_choice, check_fraction
+from ._checks import as_scalar, check_choice, check_fraction
 
 Mask = dict[str, torch.Tensor]
 
@@ -38,7 +46,7 @@ def ones_mask(model: nn.Module, names: Iterable[str] | None = None) -> Mask:
     """Return the all-ones mask M (nothing pruned) over ``names`` (default :func:`prunable_names`)."""
     params = dict(model.named_parameters())
     names = prunable_names(model) if names is None else list(names)
-    _check_names(params, names)
+    _check_names(params, names, "names")
     return {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
 
 
@@ -47,7 +55,7 @@ def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
     if not isinstance(mask, Mapping):
         raise TypeError(f"mask must be a dict {{parameter name: bool tensor}}, got {type(mask).__name__}")
     params = dict(model.named_parameters())
-    _check_names(params, mask)
+    _check_names(params, mask, "mask")
     for name, keep in mask.items():
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"mask[{name!r}] must be a tensor, got {type(keep).__name__}")
@@ -59,10 +67,23 @@ def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
             raise ValueError(f"mask[{name!r}] must hold only 0/1 (or True/False) values")
 
 
-def _check_names(params: Mapping[str, torch.Tensor], names: Iterable[str]) -> None:
+def _check_names(params: Mapping[str, torch.Tensor], names: Iterable[str], argument: str) -> None:
     for name in names:
         if name not in params:
-            raise KeyError(f"the model has no parameter {name!r}; its parameters are: {', '.join(params)}")
+            raise KeyError(f"{argument}: the model has no parameter {name!r}; its parameters are: {', '.join(params)}")
+
+
+def _names_to_prune(model: nn.Module, names: Iterable[str] | None, current_mask: Mask | None) -> list[str]:
+    """The parameters a mask function prunes: ``names``, else ``current_mask``'s, else :func:`prunable_names`; checked."""
+    if names is None:
+        return list(current_mask) if current_mask is not None else prunable_names(model)
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of parameter names, got the string {names!r}; write names=[{names!r}]")
+    names = list(names)
+    if not names:
+        raise ValueError(f"names must list at least one parameter, got []; prunable: {', '.join(prunable_names(model))}")
+    _check_names(dict(model.named_parameters()), names, "names")
+    return names
 
 
 def magnitude_scores(weight: torch.Tensor, norm: int = 1) -> torch.Tensor:
@@ -94,8 +115,17 @@ def _keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
     return keep.reshape(scores.shape)
 
 
-def _target_count(name: str, sparsity: float, n: int, current_zeros: int) -> int:
-    n_prune = round(sparsity * n)
+def _protect_largest(score: torch.Tensor) -> torch.Tensor:
+    """A copy of one layer's ``score`` whose largest surviving entry is ``+inf``, so no count prunes it (the layer-never-emptied rule)."""
+    score = score.clone()
+    if (score >= 0).any():
+        score.view(-1)[score.argmax()] = float("inf")
+    return score
+
+
+def _target_count(name: str, sparsity: float, n: int, current_zeros: int, protected: int = 1) -> int:
+    """``round(sparsity * n)``, at most ``n - protected`` (every layer keeps a weight), never fewer than ``current_zeros``."""
+    n_prune = min(round(sparsity * n), max(n - protected, current_zeros))
     if n_prune < current_zeros:
         raise ValueError(
             f"{name}: sparsity {sparsity!r} would prune {n_prune} of {n} weights, but the current mask already "
@@ -123,10 +153,20 @@ def layerwise_magnitude_mask(
         norm: 1 (L1, ``|w|``) or 2 (L2, ``w²``) scores.
 
     Returns:
-        A new mask ``{name: bool tensor}`` (on the CPU) with exactly ``round(s * n)`` zeros per layer.
+        A new mask ``{name: bool tensor}`` (on the CPU) with exactly ``round(s * n)`` zeros per layer,
+        but at most ``n - 1``: a layer is never emptied (see the module's docstring).
+
+    Raises:
+        KeyError: ``names`` or ``current_mask`` name a parameter the model lacks (the message lists its parameters).
+        ValueError: ``names`` is empty, a sparsity outside [0, 1) (NaN included), or one below ``current_mask``'s.
+        TypeError: a sparsity that is not a number, or ``names`` given as one string.
+
+    Examples:
+        >>> layer = nn.Linear(8, 5)          # 40 weights: round(0.99 * 40) = 40, but one is kept
+        >>> int(layerwise_magnitude_mask(layer, 0.99)["weight"].sum())
+        1
     """
-    names = list(current_mask) if names is None and current_mask is not None else names
-    names = prunable_names(model) if names is None else list(names)
+    names = _names_to_prune(model, names, current_mask)
     per_layer = _per_layer(sparsity, names)
     if current_mask is not None:
         check_mask(model, current_mask)
@@ -135,7 +175,7 @@ def layerwise_magnitude_mask(
     for name, score in scores.items():
         current_zeros = int((score < 0).sum())
         n_prune = _target_count(name, per_layer.get(name, 0.0), score.numel(), current_zeros) if name in per_layer else current_zeros
-        mask[name] = _keep_top(score, n_prune)
+        mask[name] = _keep_top(_protect_largest(score), n_prune)
     return mask
 
 
@@ -152,16 +192,17 @@ def global_magnitude_mask(
     Same arguments as :func:`layerwise_magnitude_mask`, but ``sparsity`` (one float) is reached over
     the union of the layers, so layers with many small weights lose more. Equals
     ``torch.nn.utils.prune.global_unstructured(..., pruning_method=prune.L1Unstructured, amount=sparsity)``
-    on the same weights.
+    on the same weights — except that no layer is emptied: each layer's largest surviving weight is
+    kept, so at most ``N - L`` of the ``N`` weights of ``L`` layers are pruned.
     """
     sparsity = check_fraction("sparsity", sparsity)
-    names = list(current_mask) if names is None and current_mask is not None else names
-    names = prunable_names(model) if names is None else list(names)
+    names = _names_to_prune(model, names, current_mask)
     if current_mask is not None:
         check_mask(model, current_mask)
     scores = _scores(model, names, current_mask, norm)
-    flat = torch.cat([score.reshape(-1) for score in scores.values()])
-    n_prune = _target_count("global", sparsity, flat.numel(), int((flat < 0).sum()))
+    flat = torch.cat([_protect_largest(score).reshape(-1) for score in scores.values()])
+    alive_layers = sum(int((score >= 0).any()) for score in scores.values())
+    n_prune = _target_count("global", sparsity, flat.numel(), int((flat < 0).sum()), protected=alive_layers)
     keep = _keep_top(flat, n_prune)
     mask, start = {}, 0
     for name, score in scores.items():
@@ -227,6 +268,7 @@ def iterative_sparsities(rate: float, rounds: int) -> list[float]:
     Round ``r`` (1-based) reaches ``1 - (1 - rate) ** r``: ``rate=0.2`` gives 20 %, 36 %, 48.8 %…
     """
     rate = check_fraction("rate", rate)
+    rounds = as_scalar(rounds)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
     return [1 - (1 - rate) ** r for r in range(1, rounds + 1)]

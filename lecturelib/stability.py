@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
+from ._checks import as_scalar, check_positive_int
 from .data import Dataset
 from .pruning import Mask
 from .training import evaluate, train
@@ -55,8 +55,9 @@ def _split(data: Dataset | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Ten
 
 
 def _alphas(alphas: Sequence[float] | int) -> np.ndarray:
+    alphas = as_scalar(alphas)
     if isinstance(alphas, int) and not isinstance(alphas, bool):
-        check_positive_int("alphas", alphas)
+        alphas = check_positive_int("alphas", alphas)
         if alphas < 2:
             raise ValueError(f"alphas must give at least the two end points, got {alphas!r}")
         return np.linspace(0.0, 1.0, alphas)
@@ -192,8 +193,8 @@ def instability_analysis(
         ValueError: ``k`` >= ``iterations``, equal data seeds, ``train_kwargs`` setting what this sets,
             or a learning-rate milestone at or before ``k``.
     """
-    check_positive_int("k", k, allow_zero=True)
-    check_positive_int("iterations", iterations)
+    k = check_positive_int("k", k, allow_zero=True)
+    iterations = check_positive_int("iterations", iterations)
     if k >= iterations:
         raise ValueError(f"k must be smaller than iterations, got k={k!r}, iterations={iterations!r}")
     if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:

@@ -41,3 +41,11 @@ def test_sum_change_smallest_first_moves_s_least():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_prune_weights_ranks_every_entry_of_a_matrix():
+    w = torch.arange(1.0, 17.0).reshape(4, 4)
+    pruned = importance.prune_weights(w, 0.5)
+    assert pruned.shape == (4, 4) and int((pruned == 0).sum()) == 8, "8 of 16, not all 16"
+    assert torch.equal(pruned.reshape(-1)[8:], w.reshape(-1)[8:]), "the 8 smallest |w| are the ones zeroed"
+    assert int((importance.prune_weights(w, 0.25, "largest") == 0).sum()) == 4

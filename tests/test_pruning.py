@@ -114,3 +114,28 @@ def test_bad_input_gets_a_clear_error(net, call, error, match):
 def test_l2_scores_rank_like_l1():
     w = torch.randn(50)
     assert torch.equal(pruning.magnitude_scores(w, 1).argsort(), pruning.magnitude_scores(w, 2).argsort())
+
+
+def test_a_layer_is_never_emptied_by_rounding():
+    layer = torch.nn.Linear(8, 5)                      # 40 weights: round(0.99 * 40) = 40
+    keep = pruning.layerwise_magnitude_mask(layer, 0.99)["weight"]
+    assert int(keep.sum()) == 1 and keep.view(-1)[layer.weight.detach().abs().argmax()], "the largest weight survives"
+    assert int(pruning.layerwise_magnitude_mask(layer, 0.98)["weight"].sum()) == 1    # round(39.2) = 39 as before
+    assert int(pruning.layerwise_magnitude_mask(layer, 0.5)["weight"].sum()) == 20
+
+
+def test_the_global_mask_never_empties_a_layer_and_keeps_its_count(net):
+    with torch.no_grad():
+        net.fc3.weight.mul_(1e-6)                      # the output layer holds the smallest weights of all
+    n = sum(p.numel() for name, p in net.named_parameters() if name.endswith("weight"))
+    mask = pruning.global_magnitude_mask(net, 0.9)
+    assert int(mask["fc3.weight"].sum()) == 1 and sum(int((~m).sum()) for m in mask.values()) == round(0.9 * n)
+    almost_all = pruning.global_magnitude_mask(net, 0.9999)
+    assert [int(m.sum()) for m in almost_all.values()] == [1, 1, 1], "at most N - L pruned: one weight left per layer"
+
+
+def test_a_layer_a_given_mask_emptied_stays_empty(net):
+    current = pruning.ones_mask(net)
+    current["fc3.weight"] = torch.zeros_like(current["fc3.weight"])
+    mask = pruning.layerwise_magnitude_mask(net, {"fc1.weight": 0.5}, current_mask=current)
+    assert int(mask["fc3.weight"].sum()) == 0, "never revived"
