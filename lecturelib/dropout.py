@@ -6,6 +6,9 @@ training step — a *new* random mask each step — and scales the survivors by 
 the expected activation is unchanged ("inverted dropout", what ``nn.Dropout`` does). At inference
 (``model.eval()``) every unit is on and nothing is scaled. A pruning mask, in contrast, is chosen
 once and stays (see :mod:`lecturelib.pruning`).
+
+Functions that take a model and inputs move the inputs to the model's device (a model trained on a
+GPU works with a notebook's CPU tensors) and hand tensors back on the CPU.
 """
 
 from __future__ import annotations
@@ -63,8 +66,8 @@ def sampled_dropout_masks(units: int, p: float, steps: int, *, seed: int = 0) ->
     Returns:
         Bool tensor ``(steps, units)``; row ``t`` is the mask of step ``t``.
     """
-    units = check_positive_int("units", units)
-    steps = check_positive_int("steps", steps)
+    check_positive_int("units", units)
+    check_positive_int("steps", steps)
     p = check_fraction("p", p)
     layer = nn.Dropout(p).train()
     with torch.random.fork_rng(devices=[]):
@@ -97,7 +100,7 @@ def dropout_scaling(p: float, *, units: int = 100_000, seed: int = 0) -> dict[st
         unchanged (min = max = 1).
     """
     p = check_fraction("p", p)
-    units = check_positive_int("units", units)
+    check_positive_int("units", units)
     layer = nn.Dropout(p)
     ones = torch.ones(units)
     with torch.random.fork_rng(devices=[]):
@@ -130,33 +133,34 @@ def mc_dropout_probabilities(model: nn.Module, x: torch.Tensor, samples: int, *,
     model's modes are restored afterwards.
 
     Args:
-        model: a network with ``nn.Dropout`` layers.
-        x: inputs ``(N, ...)``.
+        model: a network with ``nn.Dropout`` layers, on any device.
+        x: inputs ``(N, ...)`` on any device; they are moved to the model's.
         samples: number of sub-networks.
-        seed: seed of the sampled masks.
+        seed: seed of the sampled masks (on a GPU the masks come from its generator, seeded too).
 
     Returns:
-        Float tensor ``(samples, N, classes)`` of class probabilities.
+        Float tensor ``(samples, N, classes)`` of class probabilities, on the CPU.
 
     Raises:
         ValueError: the model has no dropout layer.
     """
-    samples = check_positive_int("samples", samples)
+    check_positive_int("samples", samples)
     layers = dropout_layers(model)
     if not layers:
         raise ValueError("the model has no nn.Dropout layer: Monte-Carlo dropout needs one (see mlp_dropout)")
+    x = _on_model_device(model, x)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     for layer in layers:
         layer.train()
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(seed)
             probs = torch.stack([torch.softmax(model(x), dim=1) for _ in range(samples)])
     finally:
         for module, mode in modes.items():
             module.training = mode
-    return probs
+    return probs.cpu()
 
 
 def ensemble_accuracy(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -184,7 +188,17 @@ def member_accuracies(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def is_deterministic(model: nn.Module, x: torch.Tensor, *, repeats: int = 3) -> bool:
-    """Return whether ``model`` gives identical outputs on ``x`` over ``repeats`` calls in its current mode."""
-    repeats = check_positive_int("repeats", repeats)
+    """Return whether ``model`` gives identical outputs on ``x`` over ``repeats`` calls in its current mode.
+
+    ``x`` is moved to the model's device first.
+    """
+    check_positive_int("repeats", repeats)
+    x = _on_model_device(model, x)
     first = model(x)
     return all(torch.equal(first, model(x)) for _ in range(repeats - 1))
+
+
+def _on_model_device(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` on the device of ``model``'s parameters (unchanged for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return x if parameter is None else x.to(parameter.device)

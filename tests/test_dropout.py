@@ -70,3 +70,45 @@ def test_ensemble_and_member_accuracy():
     assert dropout.ensemble_accuracy(probs, y).tolist() == [0.5, 1.0]  # the average of both is right twice
     with pytest.raises(ValueError, match="shape"):
         dropout.ensemble_accuracy(probs, torch.tensor([0, 1, 1]))
+
+
+class _SeenDevice(Exception):
+    """Raised by a forward pre-hook to report the device a model's input arrived on."""
+
+
+def _input_device_of(model, call):
+    """Return the device of the input ``call()`` hands to ``model``'s first layer (the call is stopped there)."""
+    seen = []
+
+    def hook(module, inputs):
+        seen.append(inputs[0].device)
+        raise _SeenDevice
+
+    handle = next(m for m in model.modules() if isinstance(m, nn.Linear)).register_forward_pre_hook(hook)
+    try:
+        with pytest.raises(_SeenDevice):
+            call()
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_inputs_are_moved_to_the_model_device():
+    """A model on another device than the data (a GPU in Colab) gets its inputs there.
+
+    The 'meta' device stands in for a GPU: no data, but a forward on CPU inputs would fail.
+    """
+    net = dropout.mlp_dropout((1, 8, 8), 10, seed=0).to("meta")
+    x = torch.randn(4, 1, 8, 8)
+    assert _input_device_of(net, lambda: dropout.mc_dropout_probabilities(net, x, 2)).type == "meta"
+    assert _input_device_of(net, lambda: dropout.is_deterministic(net, x)).type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mc_dropout_on_cuda_with_cpu_inputs():
+    net = dropout.mlp_dropout((1, 8, 8), 10, seed=0).to("cuda")
+    x = torch.randn(4, 1, 8, 8)
+    probs = dropout.mc_dropout_probabilities(net, x, 3, seed=0)
+    assert probs.device.type == "cpu" and probs.shape == (3, 4, 10)
+    assert torch.equal(probs, dropout.mc_dropout_probabilities(net, x, 3, seed=0))   # seeded on the GPU too
+    assert dropout.is_deterministic(net.eval(), x)

@@ -34,6 +34,33 @@ def test_compare_regimes_runs_each_regime_per_seed():
     assert it.tolist() == [10, 20, 30, 40] and values.shape == (2, 4)
 
 
+def test_early_stopped_is_the_dense_run_at_the_halfway_step():
+    runs = regularization.compare_regimes(n_train=50, seeds=(0, 1), iterations=20, sparsity=0.8,
+                                          regimes=("dense", "early_stopped"), eval_every=10, device="cpu")
+    early = [r for r in runs if r.regime == "early_stopped"]
+    dense = [r for r in runs if r.regime == "dense"]
+    for e, d in zip(early, dense):
+        assert e.history.iteration == [10, 20] and e.sparsity == 0.0
+        # its final scores are the dense run's scores at step `iterations`, read off the dense curve
+        assert e.test_acc == d.history.test_acc[1] and e.test_loss == pytest.approx(d.history.test_loss[1])
+        assert e.model is not d.model and all(p.device.type == "cpu" for p in e.model.parameters())
+    diffs = regularization.paired_differences(runs, "dense", "early_stopped", "test_loss")
+    assert diffs.shape == (2,)
+    assert diffs.tolist() == pytest.approx([d.test_loss - e.test_loss for d, e in zip(dense, early)])
+    with pytest.raises(ValueError, match="same seeds"):
+        regularization.paired_differences(runs, "dense", "pruned")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_models_come_back_on_the_cpu_after_a_gpu_run():
+    runs = regularization.compare_regimes(n_train=50, seeds=(0,), iterations=10, eval_every=10, device="cuda",
+                                          regimes=("dense", "pruned", "dropout", "early_stopped"))
+    x = torch.randn(3, 1, 8, 8)   # a notebook's CPU tensor
+    for run in runs:
+        assert all(p.device.type == "cpu" for p in run.model.parameters())
+        assert run.model(x).shape == (3, 10)
+
+
 def test_compare_regimes_validates():
     with pytest.raises(ValueError, match="regime"):
         regularization.compare_regimes(regimes=("dense", "sparse"))
