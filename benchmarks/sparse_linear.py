@@ -10,39 +10,14 @@ interpolated linearly in ``log(ratio)`` between measured sparsities.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 
 from lecturelib import latency
+from lecturelib.latency import break_even_sparsity as break_even   # where the CSR / dense ratio crosses 1
 
 from . import paired_ratio, summary
-
-
-def break_even(sparsities: Sequence[float], ratios: Sequence[float]) -> float | None:
-    """Return the lowest sparsity at which ``ratios`` (sparse / dense latency) falls to 1, or ``None``.
-
-    Between two measured sparsities the crossing is interpolated linearly in ``log(ratio)``; if the
-    first measured ratio is already ≤ 1 that sparsity is returned (the true break-even is at or
-    below it); if no ratio reaches 1, ``None`` (sparse never pays in the measured range).
-
-    Raises:
-        ValueError: the sequences differ in length, are empty, sparsities are not increasing, or a ratio is ≤ 0.
-    """
-    if len(sparsities) != len(ratios) or not sparsities:
-        raise ValueError(f"need equal, non-empty sequences, got {len(sparsities)} sparsities and {len(ratios)} ratios")
-    if any(b <= a for a, b in zip(sparsities, sparsities[1:])):
-        raise ValueError(f"sparsities must increase, got {list(sparsities)}")
-    if min(ratios) <= 0:
-        raise ValueError(f"ratios must be > 0, got {min(ratios)!r}")
-    if ratios[0] <= 1:
-        return float(sparsities[0])
-    for (s0, r0), (s1, r1) in zip(zip(sparsities, ratios), zip(sparsities[1:], ratios[1:])):
-        if r1 <= 1 < r0:
-            l0, l1 = math.log(r0), math.log(r1)
-            return float(s0 + (s1 - s0) * l0 / (l0 - l1))
-    return None
 
 
 def run(

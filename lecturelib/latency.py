@@ -11,6 +11,7 @@ a burst of background load slows all of them alike and their *ratios* stay meani
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -115,11 +116,11 @@ def compare_latency(
         TypeError: a value of ``fns`` is not callable, or the counts are not ints.
         ValueError: ``fns`` is empty, ``warmup < 0`` or ``repeats < 1``.
     """
-    warmup = check_positive_int("warmup", warmup, allow_zero=True)
-    repeats = check_positive_int("repeats", repeats)
+    check_positive_int("warmup", warmup, allow_zero=True)
+    check_positive_int("repeats", repeats)
     check_functions("fns", fns)
     if threads is not None:
-        threads = check_positive_int("threads", threads)
+        check_positive_int("threads", threads)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -157,6 +158,35 @@ def speedups(stats: Mapping[str, LatencyStats], baseline: str) -> dict[str, floa
     return {label: base / s.median for label, s in stats.items()}
 
 
+def break_even_sparsity(sparsities: Sequence[float], ratios: Sequence[float]) -> float | None:
+    """Return the lowest sparsity at which ``ratios`` (sparse / dense latency) falls to 1, or ``None``.
+
+    Between two measured sparsities the crossing is interpolated linearly in ``log(ratio)``; if the
+    first measured ratio is already ≤ 1 that sparsity is returned (the true break-even is at or
+    below it); if no ratio reaches 1, ``None`` (sparse never pays in the measured range).
+
+    Raises:
+        ValueError: the sequences differ in length, are empty, sparsities are not increasing, or a ratio is ≤ 0.
+
+    Examples:
+        >>> round(break_even_sparsity([0.5, 0.9], [2.0, 0.5]), 3)
+        0.7
+    """
+    if len(sparsities) != len(ratios) or not sparsities:
+        raise ValueError(f"need equal, non-empty sequences, got {len(sparsities)} sparsities and {len(ratios)} ratios")
+    if any(b <= a for a, b in zip(sparsities, sparsities[1:])):
+        raise ValueError(f"sparsities must increase, got {list(sparsities)}")
+    if min(ratios) <= 0:
+        raise ValueError(f"ratios must be > 0, got {min(ratios)!r}")
+    if ratios[0] <= 1:
+        return float(sparsities[0])
+    for (s0, r0), (s1, r1) in zip(zip(sparsities, ratios), zip(sparsities[1:], ratios[1:])):
+        if r1 <= 1 < r0:
+            l0, l1 = math.log(r0), math.log(r1)
+            return float(s0 + (s1 - s0) * l0 / (l0 - l1))
+    return None
+
+
 def machine_class() -> str:
     """Return a short description of this machine without identifying it, e.g. ``"x86_64 CPU, 2 cores, torch 2.4.0"``.
 
@@ -174,8 +204,8 @@ def machine_class() -> str:
 
 def random_weight(n_out: int, n_in: int, *, seed: int = 0) -> torch.Tensor:
     """Return a ``(n_out, n_in)`` float32 weight with ``nn.Linear``'s default init scale, drawn from ``seed``."""
-    n_out = check_positive_int("n_out", n_out)
-    n_in = check_positive_int("n_in", n_in)
+    check_positive_int("n_out", n_out)
+    check_positive_int("n_in", n_in)
     generator = torch.Generator().manual_seed(seed)
     bound = 1.0 / n_in**0.5
     return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
@@ -252,7 +282,7 @@ def csr_linear(weight: torch.Tensor, x: torch.Tensor) -> Callable[[], torch.Tens
 
 def linear_stack(width: int, depth: int, *, seed: int = 0) -> list[torch.Tensor]:
     """Return ``depth`` square ``(width, width)`` weights: a deep MLP block whose latency we time."""
-    depth = check_positive_int("depth", depth)
+    check_positive_int("depth", depth)
     return [random_weight(width, width, seed=seed + i) for i in range(depth)]
 
 

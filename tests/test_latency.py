@@ -116,3 +116,14 @@ def test_zero_smallest_counts_exactly_even_with_ties():
     assert int((out == 0).sum()) == 2 and out[4] == 0 and out[3] == 2.0
     big = latency.random_weight(300, 200, seed=3)
     assert int((latency.zero_smallest(big, 0.9) == 0).sum()) == 54000
+
+
+def test_break_even_sparsity_interpolates_in_log_ratio_and_handles_the_ends():
+    assert latency.break_even_sparsity([0.5, 0.9], [2.0, 0.5]) == pytest.approx(0.7)
+    assert latency.break_even_sparsity([0.5, 0.8, 0.9], [4.0, 2.0, 1.0]) == pytest.approx(0.9)
+    assert latency.break_even_sparsity([0.5, 0.9], [0.8, 0.5]) == 0.5      # already faster at the first point
+    assert latency.break_even_sparsity([0.5, 0.9], [3.0, 1.5]) is None     # never pays in the measured range
+    with pytest.raises(ValueError, match="increase"):
+        latency.break_even_sparsity([0.9, 0.5], [2.0, 0.5])
+    with pytest.raises(ValueError, match="> 0"):
+        latency.break_even_sparsity([0.5, 0.9], [2.0, 0.0])
