@@ -66,8 +66,8 @@ def sampled_dropout_masks(units: int, p: float, steps: int, *, seed: int = 0) ->
     Returns:
         Bool tensor ``(steps, units)``; row ``t`` is the mask of step ``t``.
     """
-    check_positive_int("units", units)
-    check_positive_int("steps", steps)
+    units = check_positive_int("units", units)
+    steps = check_positive_int("steps", steps)
     p = check_fraction("p", p)
     layer = nn.Dropout(p).train()
     with torch.random.fork_rng(devices=[]):
@@ -100,7 +100,7 @@ def dropout_scaling(p: float, *, units: int = 100_000, seed: int = 0) -> dict[st
         unchanged (min = max = 1).
     """
     p = check_fraction("p", p)
-    check_positive_int("units", units)
+    units = check_positive_int("units", units)
     layer = nn.Dropout(p)
     ones = torch.ones(units)
     with torch.random.fork_rng(devices=[]):
@@ -144,7 +144,7 @@ def mc_dropout_probabilities(model: nn.Module, x: torch.Tensor, samples: int, *,
     Raises:
         ValueError: the model has no dropout layer.
     """
-    check_positive_int("samples", samples)
+    samples = check_positive_int("samples", samples)
     layers = dropout_layers(model)
     if not layers:
         raise ValueError("the model has no nn.Dropout layer: Monte-Carlo dropout needs one (see mlp_dropout)")
@@ -192,7 +192,7 @@ def is_deterministic(model: nn.Module, x: torch.Tensor, *, repeats: int = 3) -> 
 
     ``x`` is moved to the model's device first.
     """
-    check_positive_int("repeats", repeats)
+    repeats = check_positive_int("repeats", repeats)
     x = _on_model_device(model, x)
     first = model(x)
     return all(torch.equal(first, model(x)) for _ in range(repeats - 1))

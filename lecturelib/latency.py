@@ -116,11 +116,11 @@ def compare_latency(
         TypeError: a value of ``fns`` is not callable, or the counts are not ints.
         ValueError: ``fns`` is empty, ``warmup < 0`` or ``repeats < 1``.
     """
-    check_positive_int("warmup", warmup, allow_zero=True)
-    check_positive_int("repeats", repeats)
+    warmup = check_positive_int("warmup", warmup, allow_zero=True)
+    repeats = check_positive_int("repeats", repeats)
     check_functions("fns", fns)
     if threads is not None:
-        check_positive_int("threads", threads)
+        threads = check_positive_int("threads", threads)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -204,8 +204,8 @@ def machine_class() -> str:
 
 def random_weight(n_out: int, n_in: int, *, seed: int = 0) -> torch.Tensor:
     """Return a ``(n_out, n_in)`` float32 weight with ``nn.Linear``'s default init scale, drawn from ``seed``."""
-    check_positive_int("n_out", n_out)
-    check_positive_int("n_in", n_in)
+    n_out = check_positive_int("n_out", n_out)
+    n_in = check_positive_int("n_in", n_in)
     generator = torch.Generator().manual_seed(seed)
     bound = 1.0 / n_in**0.5
     return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
@@ -282,7 +282,7 @@ def csr_linear(weight: torch.Tensor, x: torch.Tensor) -> Callable[[], torch.Tens
 
 def linear_stack(width: int, depth: int, *, seed: int = 0) -> list[torch.Tensor]:
     """Return ``depth`` square ``(width, width)`` weights: a deep MLP block whose latency we time."""
-    check_positive_int("depth", depth)
+    depth = check_positive_int("depth", depth)
     return [random_weight(width, width, seed=seed + i) for i in range(depth)]
 
 

@@ -114,7 +114,7 @@ def compare_regimes(
     """
     for regime in regimes:
         check_choice("regime", regime, REGIMES)
-    check_positive_int("iterations", iterations)
+    iterations = check_positive_int("iterations", iterations)
     sparsity = check_fraction("sparsity", sparsity)
     runs: list[RegimeRun] = []
     for seed in seeds:
