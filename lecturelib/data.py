@@ -76,6 +76,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     val_fraction: float = 0.0,
     n_train: int | None = None,
+    standardize: bool = True,
     root: str | os.PathLike | None = None,
     download: bool = True,
 ) -> Dataset:
@@ -92,11 +93,15 @@ def load_dataset(
         val_fraction: fraction of the training set held out for validation (stratified).
         n_train: keep only this many training images (a stratified subset), e.g. to make a
             small training set where a dense network overfits.
+        standardize: subtract the training set's mean and divide by its standard deviation (per
+            channel), the default; ``False`` keeps the raw values — for digits, pixel
+            intensities in [0, 1] with 0 for an unlit pixel.
         root: where torchvision datasets are stored (default :func:`default_root`).
         download: whether torchvision may download a missing dataset.
 
     Raises:
         ValueError: unknown ``name`` or a fraction outside [0, 1).
+        TypeError: ``standardize`` is not a bool.
         DatasetUnavailableError: a torchvision dataset is missing and cannot be downloaded.
     """
     check_choice("dataset name", name, DATASETS)
@@ -104,6 +109,8 @@ def load_dataset(
     val_fraction = check_fraction("val_fraction", val_fraction)
     if n_train is not None:
         n_train = check_positive_int("n_train", n_train)
+    if not isinstance(standardize, bool):
+        raise TypeError(f"standardize must be True or False, got {standardize!r} of type {type(standardize).__name__}")
 
     if name == "digits":
         x, y = _digits_arrays()
@@ -123,8 +130,8 @@ def load_dataset(
         x_val, y_val = x_train[:0], y_train[:0]
 
     per_channel = (0, *range(2, x_train.ndim))   # every axis but the channel's
-    mean = x_train.mean(axis=per_channel, keepdims=True)
-    std = x_train.std(axis=per_channel, keepdims=True) + 1e-8
+    mean = x_train.mean(axis=per_channel, keepdims=True) if standardize else 0.0
+    std = x_train.std(axis=per_channel, keepdims=True) + 1e-8 if standardize else 1.0
 
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((images - mean) / std).astype(np.float32))
