@@ -3,6 +3,8 @@
 * :func:`mlp` — LeNet-300-100 (Frankle & Carbin 2019): flatten → 300 → 100 → classes, ReLU.
 * :func:`cnn` — a small Conv-2 / Conv-4 style network: blocks of two 3x3 convolutions and a 2x2
   max-pool, then two linear layers. It works on 8x8, 28x28 and 32x32 inputs.
+* :func:`cnn1d` — the small 1-D CNN of the MNIST-1D paper (Greydanus 2020): three strided
+  convolutions with ReLU, then one linear layer; for sequences ``(C, L)`` such as MNIST-1D's ``(1, 40)``.
 
 Layers are named (``fc1``, ``conv1``…) so parameter names such as ``"fc1.weight"`` are stable
 keys for masks.
@@ -20,7 +22,7 @@ from torch import nn
 from ._checks import check_choice, check_positive_int
 from .pruning import check_mask
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "cnn1d")
 
 
 def mlp(
@@ -97,10 +99,53 @@ def cnn(
     return nn.Sequential(OrderedDict(layers))
 
 
+def cnn1d(
+    input_shape: Sequence[int],
+    num_classes: int = 10,
+    channels: int = 25,
+    *,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """Return the MNIST-1D paper's 1-D CNN: three strided convolutions with ReLU, then one linear layer.
+
+    ``conv1`` (kernel 5, stride 2, padding 1), ``conv2`` and ``conv3`` (kernel 3, stride 2, padding 1),
+    each ``channels`` wide, then ``fc1`` to the logits. Each convolution about halves the length:
+    MNIST-1D's 40 values become 19, 10 and 5, so ``fc1`` reads ``25 * 5 = 125`` features
+    (Greydanus 2020, "Scaling down deep learning").
+
+    Args:
+        input_shape: ``(C, L)`` of one sequence, ``L >= 3``.
+        num_classes: number of logits.
+        channels: output channels of each convolution.
+        seed: if given, the initial weights are drawn from this seed.
+
+    Examples:
+        >>> cnn1d((1, 40), seed=0)(torch.zeros(2, 1, 40)).shape
+        torch.Size([2, 10])
+    """
+    if len(input_shape) != 2:
+        raise ValueError(f"input_shape must be (C, L) for cnn1d, got {tuple(input_shape)!r}")
+    c, length = (check_positive_int("input_shape entry", int(n)) for n in input_shape)
+    num_classes = check_positive_int("num_classes", num_classes)
+    channels = check_positive_int("channels", channels)
+    specs = [(5, 2, 1), (3, 2, 1), (3, 2, 1)]   # (kernel, stride, padding) of conv1..conv3
+    layers: list[tuple[str, nn.Module]] = []
+    n_in = c
+    with _seeded(seed):
+        for i, (kernel, stride, padding) in enumerate(specs, start=1):
+            length = (length + 2 * padding - kernel) // stride + 1
+            if length < 1:
+                raise ValueError(f"input_shape {tuple(input_shape)!r} is too short for cnn1d's three strided convolutions")
+            layers += [(f"conv{i}", nn.Conv1d(n_in, channels, kernel, stride=stride, padding=padding)), (f"relu{i}", nn.ReLU())]
+            n_in = channels
+        layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(channels * length, num_classes))]
+    return nn.Sequential(OrderedDict(layers))
+
+
 def build_model(name: str, input_shape: Sequence[int], num_classes: int = 10, *, seed: int | None = None, **kwargs) -> nn.Module:
-    """Return ``mlp(...)`` or ``cnn(...)`` by name (``"mlp"`` or ``"cnn"``)."""
+    """Return ``mlp(...)``, ``cnn(...)`` or ``cnn1d(...)`` by name (one of :data:`MODELS`)."""
     check_choice("model name", name, MODELS)
-    return {"mlp": mlp, "cnn": cnn}[name](input_shape, num_classes, seed=seed, **kwargs)
+    return {"mlp": mlp, "cnn": cnn, "cnn1d": cnn1d}[name](input_shape, num_classes, seed=seed, **kwargs)
 
 
 @contextlib.contextmanager
@@ -132,7 +177,8 @@ def count_parameters(model: nn.Module, mask: dict[str, torch.Tensor] | None = No
 def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, torch.Tensor] | None = None) -> int:
     """Return the multiply-accumulates (MACs) of one forward pass of one input of ``input_shape``.
 
-    Counted for ``nn.Linear`` (``in * out``) and ``nn.Conv2d`` (``C_out * C_in/groups * kH * kW * H_out * W_out``);
+    Counted for ``nn.Linear`` (``in * out``) and ``nn.Conv1d``/``nn.Conv2d`` (``C_out * C_in/groups * kH * kW * H_out * W_out``,
+    one spatial size fewer for 1-D);
     activations, pooling and biases are ignored (they are a few percent). With a mask, only the
     unpruned weights count — the work an ideal sparse kernel would do. A bad ``mask`` raises as in
     :func:`count_parameters`.
@@ -146,12 +192,12 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, to
         nonlocal flops
         weight_name = f"{names[module]}.weight" if names[module] else "weight"
         alive = int(mask[weight_name].sum()) if mask is not None and weight_name in mask else module.weight.numel()
-        if isinstance(module, nn.Conv2d):
-            flops += alive * output.shape[-1] * output.shape[-2]
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            flops += alive * output.shape[2:].numel()
         else:
             flops += alive
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     try:
         was_training = model.training
         model.eval()

@@ -30,11 +30,19 @@ from ._checks import as_scalar, check_choice, check_fraction
 Mask = dict[str, torch.Tensor]
 
 
+PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def prunable_names(model: nn.Module, *, include_bias: bool = False) -> list[str]:
-    """Return the names of the weights of the ``Linear`` and ``Conv2d`` layers (and biases if asked), in order."""
+    """Return the names of the weights of the ``Linear`` and ``Conv1d/2d/3d`` layers (and biases if asked), in order.
+
+    Examples:
+        >>> prunable_names(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)))
+        ['0.weight', '3.weight']
+    """
     names = []
     for module_name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, PRUNABLE_LAYERS):
             prefix = f"{module_name}." if module_name else ""
             names.append(prefix + "weight")
             if include_bias and module.bias is not None:
@@ -148,7 +156,7 @@ def layerwise_magnitude_mask(
         model: the network whose weights are scored.
         sparsity: target fraction of zeros in every layer, or ``{name: sparsity}`` per layer
             (e.g. a lower rate for the output layer); names missing from the dict are not pruned.
-        names: parameters to prune (default: the weights of all Linear/Conv2d layers, not biases).
+        names: parameters to prune (default: :func:`prunable_names`, the weights of all Linear and Conv layers, not biases).
         current_mask: an existing mask; its pruned weights stay pruned and count toward the sparsity.
         norm: 1 (L1, ``|w|``) or 2 (L2, ``w²``) scores.
 

@@ -62,3 +62,17 @@ def test_bad_model_arguments(call, error, match):
 
 def test_build_model_by_name():
     assert isinstance(models.build_model("cnn", (1, 8, 8), seed=0).conv1, nn.Conv2d)
+
+
+def test_cnn1d_is_the_mnist1d_papers_network():
+    net = models.build_model("cnn1d", (1, 40), 10, seed=0)
+    assert [n for n, _ in net.named_parameters() if n.endswith("weight")] == ["conv1.weight", "conv2.weight", "conv3.weight", "fc1.weight"]
+    assert net.conv1.kernel_size == (5,) and net.conv2.kernel_size == (3,) and net.conv1.stride == (2,) and net.conv1.padding == (1,)
+    assert net.fc1.in_features == 125, "40 values -> 19 -> 10 -> 5 positions of 25 channels"
+    assert net(torch.zeros(3, 1, 40)).shape == (3, 10)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), models.cnn1d((1, 40), seed=0).parameters())), "seeded"
+    assert models.count_flops(net, (1, 40)) == 25 * 5 * 19 + 25 * 25 * 3 * 10 + 25 * 25 * 3 * 5 + 125 * 10, "Conv1d layers are counted"
+    with pytest.raises(ValueError, match=r"input_shape must be \(C, L\)"):
+        models.cnn1d((1, 8, 8))
+    with pytest.raises(ValueError, match="too short"):
+        models.cnn1d((1, 2))

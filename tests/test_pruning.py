@@ -116,6 +116,15 @@ def test_l2_scores_rank_like_l1():
     assert torch.equal(pruning.magnitude_scores(w, 1).argsort(), pruning.magnitude_scores(w, 2).argsort())
 
 
+def test_conv1d_weights_are_prunable():
+    net = models.build_model("cnn1d", (1, 40), 10, seed=0)
+    names = pruning.prunable_names(net)
+    assert names == ["conv1.weight", "conv2.weight", "conv3.weight", "fc1.weight"], "Conv1d weights must not be left unpruned silently"
+    mask = pruning.layerwise_magnitude_mask(net, 0.5)
+    assert set(mask) == set(names) and all(abs(1 - float(keep.float().mean()) - 0.5) < 0.01 for keep in mask.values())
+    assert set(pruning.global_magnitude_mask(net, 0.5)) == set(names)
+
+
 def test_a_layer_is_never_emptied_by_rounding():
     layer = torch.nn.Linear(8, 5)                      # 40 weights: round(0.99 * 40) = 40
     keep = pruning.layerwise_magnitude_mask(layer, 0.99)["weight"]
