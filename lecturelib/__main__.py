@@ -4,6 +4,7 @@
     python -m lecturelib run lottery --profile lecture
     python -m lecturelib run stability --profile ci --set seeds=0,1 --set iterations=200
     python -m lecturelib run lottery --profile paper --set root=/data   # MNIST files under /data/MNIST/raw
+    python -m lecturelib grade submissions/   # run students' notebooks, one row per exercise (see lecturelib.grading)
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--out", default=None, help="folder for the PNG figures (default: the cache folder)")
     run_parser.add_argument("--no-cache", action="store_true", help="compute even if a cached result exists")
     run_parser.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    from . import grading
+
+    grading.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        return grading.command(args)
 
     if args.command == "list":
         from . import experiments

@@ -3,11 +3,15 @@
 that something is.
 
 Every ``check_*`` prints one line when all cases pass (and returns ``None``), and raises
-:class:`CheckFailed` with an explanation otherwise.
+:class:`CheckFailed` with an explanation otherwise (:class:`NotAttempted` for a function that still
+raises ``NotImplementedError``, the student edition's stub). Each also records its outcome, so that
+the grader (:mod:`lecturelib.grading`) learns it even when a notebook catches the exception.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 
 import torch
@@ -19,6 +23,35 @@ class CheckFailed(AssertionError):
 
 class NotAttempted(CheckFailed):
     """The function still raises ``NotImplementedError``: the student edition's stub, not yet replaced."""
+
+
+# What the checks concluded, in order, until the grader collects it with report_outcomes().
+_OUTCOMES: list[dict[str, str]] = []
+GRADER_MARK = "lecturelib-grader-outcomes:"
+
+
+def _recorded(check: Callable) -> Callable:
+    """Wrap a ``check_*`` so that it appends ``{"check", "status", "message"}`` to the outcomes, then returns or raises as before."""
+    @functools.wraps(check)
+    def recorded(fn: Callable) -> None:
+        try:
+            check(fn)
+        except CheckFailed as failure:
+            status = "not attempted" if isinstance(failure, NotAttempted) else "failed"
+            _OUTCOMES.append({"check": check.__name__, "status": status, "message": str(failure)})
+            raise
+        _OUTCOMES.append({"check": check.__name__, "status": "passed", "message": ""})
+
+    return recorded
+
+
+def report_outcomes() -> None:
+    """Print the outcomes of the checks run since the last call as one line, ``GRADER_MARK`` then JSON, and forget them.
+
+    The grader runs this after every cell that calls a check; students never need it.
+    """
+    print(GRADER_MARK + json.dumps(_OUTCOMES))
+    _OUTCOMES.clear()
 
 
 def _passed(what: str, cases: int) -> None:
@@ -41,6 +74,7 @@ def _expect_tensor(result, expected_shape, name: str, case: str) -> None:
         raise CheckFailed(f"{name} returned shape {tuple(result.shape)}, expected {tuple(expected_shape)} — on the case {case}.")
 
 
+@_recorded
 def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
     """Check ``fn(w, ratio)``: a copy of the 1-D weights ``w`` with the ``round(ratio * len(w))`` smallest ``|w|`` set to 0.
 
@@ -99,6 +133,7 @@ def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> N
     return _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_flatten_feature_indices(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
     """Check ``fn(keep, height, width)``: the input features of the ``Linear`` after ``Flatten`` that survive
     when only the channels ``keep`` (sorted 1-D indices) of a ``(C, height, width)`` feature map are kept.
@@ -147,6 +182,7 @@ def check_flatten_feature_indices(fn: Callable[[torch.Tensor, int, int], torch.T
     return _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tuple]) -> None:
     """Check ``fn(weight, bias, n_keep)``: keep the ``n_keep`` rows (output units) of ``weight`` with the
     largest L2 norm, in their original order, and the matching entries of ``bias``; return
@@ -194,6 +230,7 @@ def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tu
     _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_survivor_histogram(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(weights, edges)``: the number of **non-zero** weights in each bin ``[edges[i], edges[i+1])``
     (the last bin closed), ignoring pruned (exactly zero) weights and weights outside the edges."""
@@ -239,6 +276,7 @@ def check_survivor_histogram(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_inverted_dropout(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> None:
     """Check ``fn(x, p, generator)``: training-time (inverted) dropout — each entry is set to 0 with
     probability ``p`` (draw with ``generator``) and the survivors are multiplied by ``1 / (1 - p)``."""
@@ -271,6 +309,7 @@ def check_inverted_dropout(fn: Callable[[torch.Tensor, float, torch.Generator], 
     _passed(fn.__name__, len(cases) + 1)
 
 
+@_recorded
 def check_ticket_weights(fn: Callable[[dict, dict], dict]) -> None:
     """Check ``fn(init_state, mask)``: the weights a lottery ticket restarts from, ``m ⊙ W_0``.
 
@@ -318,6 +357,7 @@ def check_ticket_weights(fn: Callable[[dict, dict], dict]) -> None:
     _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_interpolate(fn: Callable[[dict, dict, float], dict]) -> None:
     """Check ``fn(state_a, state_b, alpha)``: the state ``(1 - alpha) * state_a + alpha * state_b``.
 
@@ -358,6 +398,7 @@ def check_interpolate(fn: Callable[[dict, dict, float], dict]) -> None:
 
 # --- The pruning loop, ratio curves and iterative schedules (lecturelib.iterative) ---
 
+@_recorded
 def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
     """Check ``fn(weight, mask, sparsity)``: the new mask ``M ← M ⊙ keep`` that prunes the smallest ``|w|`` among the weights still alive until ``round(sparsity * n)`` are pruned, without reviving any."""
     generator = torch.Generator().manual_seed(0)
@@ -397,6 +438,7 @@ def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Te
     _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_largest_safe_ratio(fn: Callable[[list, list, float, float], float]) -> None:
     """Check ``fn(ratios, accuracies, reference, tolerance)``: the largest ratio up to which every accuracy is ``>= reference - tolerance``."""
     cases = [
@@ -422,6 +464,7 @@ def check_largest_safe_ratio(fn: Callable[[list, list, float, float], float]) ->
     _passed(fn.__name__, len(cases))
 
 
+@_recorded
 def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
     """Check ``fn(final_sparsity, rounds)``: ``rounds`` sparsities, each round pruning the same fraction of the *remaining* weights, ending exactly at ``final_sparsity``.
 

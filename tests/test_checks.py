@@ -9,6 +9,7 @@ wrong answers here fails :func:`test_every_check_is_tested_against_three_wrong_a
 from __future__ import annotations
 
 import ast
+import json
 import math
 
 import nbformat
@@ -484,3 +485,25 @@ def test_a_stub_is_reported_as_not_attempted(check):
 
     with pytest.raises(checks.NotAttempted, match="not implemented yet"):
         getattr(checks, check)(stub)
+
+
+def test_every_check_records_its_outcome_for_the_grader(capsys):
+    """The grader reads these outcomes, so a notebook that catches CheckFailed is still graded by the check's verdict."""
+    assert all(hasattr(getattr(checks, name), "__wrapped__") for name in CHECKS), "decorate every check_* with @_recorded"
+    checks.report_outcomes()   # forget what earlier tests recorded
+    capsys.readouterr()
+    checks.check_sparsity_schedule(iterative.sparsity_schedule)
+    with pytest.raises(checks.CheckFailed):
+        checks.check_sparsity_schedule(schedule_linear)
+    with pytest.raises(checks.NotAttempted):
+        checks.check_prune_smallest(lambda w, ratio: (_ for _ in ()).throw(NotImplementedError))
+    capsys.readouterr()
+    checks.report_outcomes()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(checks.GRADER_MARK)
+    outcomes = json.loads(line[len(checks.GRADER_MARK):])
+    assert [(o["check"], o["status"]) for o in outcomes] == [
+        ("check_sparsity_schedule", "passed"), ("check_sparsity_schedule", "failed"), ("check_prune_smallest", "not attempted")]
+    assert "linear schedule" in outcomes[1]["message"]
+    checks.report_outcomes()
+    assert capsys.readouterr().out.strip() == checks.GRADER_MARK + "[]", "reported outcomes are forgotten"
