@@ -33,9 +33,9 @@ GRADER_MARK = "lecturelib-grader-outcomes:"
 def _recorded(check: Callable) -> Callable:
     """Wrap a ``check_*`` so that it appends ``{"check", "status", "message"}`` to the outcomes, then returns or raises as before."""
     @functools.wraps(check)
-    def recorded(fn: Callable) -> None:
+    def recorded(*args, **kwargs) -> None:
         try:
-            check(fn)
+            check(*args, **kwargs)
         except CheckFailed as failure:
             status = "not attempted" if isinstance(failure, NotAttempted) else "failed"
             _OUTCOMES.append({"check": check.__name__, "status": status, "message": str(failure)})

@@ -4,7 +4,7 @@
     python -m lecturelib grade submissions/                  # every *.ipynb below the folder
     python -m lecturelib grade submissions/ --cell-timeout 60 --timeout 300
 
-An exercise is a code cell that calls a ``lecturelib.checks.check_*`` function; it is named by the
+An exercise is a code cell that calls (or passes on) a ``lecturelib.checks.check_*`` function; it is named by the
 ``:label:`` of the ``{exercise}`` above it (or ``cell N`` when there is none). Each notebook runs
 top to bottom in a new Jupyter kernel, with errors allowed, in a temporary copy of its folder, so a
 notebook neither sees nor changes what other runs wrote. After every exercise cell the grader asks
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,24 +91,19 @@ class NotebookGrade:
         return bool(self.problem) or not self.results or any(r.status in (FAILED, NOT_RUN) for r in self.results)
 
 
-def _called_checks(source: str) -> tuple[str, ...]:
-    """The ``check_*`` functions a cell calls (a syntax error falls back to a regular expression)."""
+def _named_checks(source: str) -> tuple[str, ...]:
+    """The ``check_*`` functions a cell calls or passes on (``fallback(f, checks.check_f)``); comments do not count."""
     try:
         tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
-    except SyntaxError:
+    except SyntaxError:   # a student's broken cell: the regular expression still finds the call
         return tuple(dict.fromkeys(_CHECK_CALL.findall(source)))
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name.startswith("check_"):
-                names.append(name)
+    names = [node.attr if isinstance(node, ast.Attribute) else node.id for node in ast.walk(tree)
+             if isinstance(node, (ast.Attribute, ast.Name)) and (node.attr if isinstance(node, ast.Attribute) else node.id).startswith("check_")]
     return tuple(dict.fromkeys(names))
 
 
 def exercises(nb) -> list[Exercise]:
-    """The self-checked exercises of a notebook, in order: every code cell that calls a ``check_*`` function.
+    """The self-checked exercises of a notebook, in order: every code cell, other than a solution, that uses a ``check_*`` function.
 
     Each is named by the ``:label:`` of the last ``{exercise}`` directive above it; a second check
     cell of the same exercise gets `` (2)``, and a check cell with no exercise above it ``cell N``.
@@ -117,7 +113,7 @@ def exercises(nb) -> list[Exercise]:
         if cell.cell_type == "markdown" and "{exercise}" in cell.source:
             match = _LABEL.search(cell.source[cell.source.index("{exercise}"):])
             label = match.group(1) if match else None
-        elif cell.cell_type == "code" and (names := _called_checks(cell.source)):
+        elif cell.cell_type == "code" and "solution" not in cell.metadata.get("tags", []) and (names := _named_checks(cell.source)):
             name = label or f"cell {index}"
             seen[name] = seen.get(name, 0) + 1
             found.append(Exercise(index, name if seen[name] == 1 else f"{name} ({seen[name]})", names))
@@ -176,8 +172,9 @@ def _error(cell) -> tuple[str, str] | None:
     return None
 
 
-def _grade(exercise: Exercise, check_cell, outcomes: list[dict] | None, earlier_error: str) -> Result:
-    """Grade one exercise from its check cell's outputs and the outcomes the checks recorded."""
+def _grade(exercise: Exercise, check_cell, outcomes: list[dict] | None, earlier_error: str, stopped: str) -> Result:
+    """Grade one exercise from its check cell's outputs and the outcomes the checks recorded (``stopped``: why the run stopped
+    before or in this cell, else ``""``)."""
     if outcomes:
         failed = [o for o in outcomes if o["status"] == FAILED]
         if failed:
@@ -185,10 +182,10 @@ def _grade(exercise: Exercise, check_cell, outcomes: list[dict] | None, earlier_
         if any(o["status"] == NOT_ATTEMPTED for o in outcomes):
             return Result(exercise.label, exercise.checks, NOT_ATTEMPTED)
         return Result(exercise.label, exercise.checks, PASSED)
+    if stopped:
+        return Result(exercise.label, exercise.checks, NOT_RUN, stopped)
     error = _error(check_cell)
     if error is None:
-        if check_cell.get("execution_count") is None:
-            return Result(exercise.label, exercise.checks, NOT_RUN, "the notebook stopped before this cell")
         return Result(exercise.label, exercise.checks, FAILED, "the cell ran but no self-check did: its call was removed or skipped")
     name, message = error
     if name == "NotImplementedError":
@@ -198,7 +195,7 @@ def _grade(exercise: Exercise, check_cell, outcomes: list[dict] | None, earlier_
 
 
 def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, timeout: float = 600.0,
-                   pythonpath: list[str | os.PathLike] = (), kernel_name: str = "python3") -> NotebookGrade:
+                   pythonpath: Sequence[str | os.PathLike] = (), kernel_name: str = "python3") -> NotebookGrade:
     """Run the notebook at ``path`` in a fresh kernel, in a temporary copy of its folder, and grade every self-checked exercise.
 
     Args:
@@ -239,7 +236,7 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
     for cell in run.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    start = time.monotonic()
+    start, current, stopped_at = time.monotonic(), 0, None
     with tempfile.TemporaryDirectory(prefix="lecturelib-grade-") as tmp:
         workdir = Path(tmp) / "work"
         shutil.copytree(path.resolve().parent, workdir, ignore=_NOT_COPIED, symlinks=True)
@@ -249,9 +246,11 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
             # the kernel's own log (a warning about TCP without encryption) would interleave with the rows
             with client.setup_kernel(env=_kernel_env(list(pythonpath)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
                 for index, cell in enumerate(run.cells):
+                    current = index
                     left = timeout - (time.monotonic() - start)
                     if left <= 0:
                         grade.problem = f"stopped at cell {origin[index]}: the notebook's time limit of {timeout:g} s is used up"
+                        stopped_at = origin[index]
                         break
                     client.timeout = max(1, int(min(cell_timeout, left)))
                     try:
@@ -259,18 +258,22 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
                     except CellTimeoutError:
                         limit = "a cell's" if client.timeout >= int(cell_timeout) else "the notebook's"
                         grade.problem = f"stopped in cell {origin[index]}: it ran past {limit} time limit ({client.timeout} s)"
+                        stopped_at = origin[index]
                         break
         except DeadKernelError as error:
-            grade.problem = f"the kernel died: {' '.join(str(error).split())}"
+            grade.problem = f"the kernel died in cell {origin[current]}: {' '.join(str(error).split())}"
+            stopped_at = origin[current]
         except (RuntimeError, OSError) as error:  # the kernel would not start
             grade.problem = f"the notebook could not run: {' '.join(str(error).split())[:300]}"
+            stopped_at = 0
     grade.seconds = time.monotonic() - start
     previous = -1
     for exercise in found:
         earlier = [_error(run.cells[cell_of[i]]) for i in range(previous + 1, exercise.cell) if nb.cells[i].cell_type == "code"]
         earlier_error = next((f"{name}: {message}" for name, message in filter(None, earlier)), "")
         outcomes = _outcomes(run.cells[report_of[exercise.cell]])
-        grade.results.append(_grade(exercise, run.cells[cell_of[exercise.cell]], outcomes, earlier_error))
+        stopped = grade.problem if stopped_at is not None and exercise.cell >= stopped_at else ""
+        grade.results.append(_grade(exercise, run.cells[cell_of[exercise.cell]], outcomes, earlier_error, stopped))
         previous = exercise.cell
     return grade
 

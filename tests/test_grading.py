@@ -81,7 +81,11 @@ def test_exercises_are_named_by_the_label_above_their_check_cell():
         ("cell 1", ("check_inverted_dropout",)), ("ex-prune", ("check_prune_smallest",)),
         ("ex-schedule", ("check_sparsity_schedule",)), ("ex-schedule (2)", ("check_sparsity_schedule",))]
     nb.cells.append(code("# checks.check_prune_smallest(prune_smallest) is commented out here"))
-    assert len(grading.exercises(nb)) == 4, "a check in a comment is no exercise"
+    nb.cells.append(code("def check_mine(f):\n    return checks.check_prune_smallest(f)", metadata={"tags": ["solution"]}))
+    assert len(grading.exercises(nb)) == 4, "a check in a comment or a solution cell is no exercise"
+    nb.cells.append(code("prune_smallest = fallback(prune_smallest, checks.check_prune_smallest, reference)"))
+    nb.cells.append(code("checks.check_prune_smallest(prune_smallest"))   # a syntax error
+    assert [e.checks for e in grading.exercises(nb)[4:]] == [("check_prune_smallest",)] * 2
 
 
 def test_usage_errors_exit_with_status_2(tmp_path, capsys):
@@ -142,14 +146,18 @@ def test_a_caught_check_is_still_graded_and_a_broken_solution_is_explained(tmp_p
     assert status == grading.FAILED and message.startswith("NameError") and "earlier cell of this exercise raised SyntaxError" in message
 
 
-@pytest.mark.parametrize("cell_timeout, timeout, limit", [(4, 600, "a cell's time limit (4 s)"), (600, 6, "the notebook's time limit")])
-def test_a_notebook_past_a_time_limit_reports_the_rest_as_not_run(tmp_path, cell_timeout, timeout, limit):
+@pytest.mark.parametrize("first_cell, cell_timeout, timeout, problem", [
+    ("import time\ntime.sleep(600)", 4, 600, "stopped in cell 0: it ran past a cell's time limit (4 s)"),
+    ("import time\ntime.sleep(600)", 600, 6, "the notebook's time limit"),
+    ("import os\nos._exit(1)", 600, 600, "the kernel died in cell 0"),
+])
+def test_a_notebook_that_stops_early_reports_the_rest_as_not_run(tmp_path, first_cell, cell_timeout, timeout, problem):
     nb = notebook()
-    nb.cells.insert(0, code("import time\ntime.sleep(600)"))
+    nb.cells.insert(0, code(first_cell))
     grade = grading.grade_notebook(write(nb, tmp_path / "slow.ipynb"), cell_timeout=cell_timeout, timeout=timeout)
-    assert "cell 0" in grade.problem and limit in grade.problem, grade.problem
-    assert [r.status for r in grade.results] == [grading.NOT_RUN, grading.NOT_RUN] and grade.failed
-    assert grade.seconds < 120, "the sleeping kernel was stopped"
+    assert "cell 0" in grade.problem and problem in grade.problem, grade.problem
+    assert [(r.status, r.message) for r in grade.results] == [(grading.NOT_RUN, grade.problem)] * 2 and grade.failed
+    assert grade.seconds < 120, "the kernel was stopped"
 
 
 def test_the_student_edition_of_chapter_1_is_all_not_attempted(tmp_path):
