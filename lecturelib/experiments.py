@@ -8,11 +8,11 @@ writes it atomically. Changing any setting changes the hash, so it recomputes.
 =========== ================================================================= ==========================
 profile     what it reproduces                                                expected runtime
 =========== ================================================================= ==========================
-``ci``      the chapters' defaults: LeNet-300-100 on the offline digits       ≈ 30–60 s per notebook on
-            data; IMP to ≈ 1.6–1.9 % of the weights, 3 seeds; the             2 CPU cores (chapter 9 ≈ 40 s,
-            phenomena at small scale                                          chapter 10 ≈ 40 s when idle)
-``lecture`` the same questions with longer training, more rounds (≈ 1 %       a few minutes on a CPU or
-            weights) and 5 seeds, still on digits                             a Colab session
+``ci``      the chapters' defaults: LeNet-300-100 on offline data (MNIST-1D   ≈ 30–60 s per notebook on
+            for ``lottery``, digits for the rest); 3 seeds; the phenomena     2 CPU cores (measured times:
+            at small scale                                                    the book's performance page)
+``lecture`` the same questions with more rounds (``lottery``: Frankle &       a few minutes on a CPU or
+            Carbin's 20 % per round) and 5 seeds, on the same data            a Colab session
 ``paper``   Frankle & Carbin 2019's LeNet-300-100 on MNIST: Adam 1.2e-3,      hours on a CPU; ≈ 1 h per
             batch 60, 50,000 iterations, 20 % per round of the hidden layers  experiment on a GPU
             and 10 % of the output layer, 20 rounds (≈ 1.5 % weights), a      (recommended)
@@ -20,7 +20,9 @@ profile     what it reproduces                                                ex
             by torchvision, or in ``$LECTURELIB_DATA``)
 =========== ================================================================= ==========================
 
-Experiments: ``lottery`` (chapter 9: winning tickets vs random re-initialisation), ``rewinding``
+Experiments: ``lottery`` (chapter 9: winning tickets vs random re-initialisation on MNIST-1D, with a
+convergence control that trains the sparsest tickets and re-inits 4× longer), ``digits_lottery`` (the
+same on the easy digits, where the re-inits catch up once trained long enough), ``rewinding``
 (chapter 10: IMP with reset to W_0 vs rewinding to W_k, and the instability of the sub-networks it
 finds), ``stability`` (chapter 10: the dense network's error barrier as a function of k) and
 ``noisy_stability`` (chapter 10: the same analysis for the course's CNN on digits with 30 % of the
@@ -60,7 +62,7 @@ from ._checks import check_choice
 class LotteryConfig:
     """Chapter 9: IMP with reset to initialisation vs the same masks from a fresh random init."""
 
-    dataset: str = "digits"              # offline 8x8 digits; "mnist" for the paper profile
+    dataset: str = "mnist1d"             # MNIST-1D (offline, hard enough for tickets to matter); "mnist" for the paper profile
     root: str | None = None              # folder of torchvision datasets (None: $LECTURELIB_DATA or ~/.cache)
     download: bool = False               # never reach for the network unless asked
     val_fraction: float = 0.15           # held out from training for the early-stopping iteration
@@ -68,11 +70,13 @@ class LotteryConfig:
     optimizer: str = "adam"              # Frankle & Carbin train LeNet with Adam…
     lr: float = 1.2e-3                   # …at learning rate 1.2e-3…
     batch_size: int = 60                 # …with minibatches of 60
-    iterations: int = 240                # per training run (≈ 12 epochs of digits)
-    eval_every: int = 20                 # iterations between evaluations (resolution of the early-stopping iteration)
-    rounds: int = 9                      # pruning rounds: 10 levels including the dense network
-    rate: float = 0.38                   # fraction of each hidden layer's remaining weights pruned per round (0.62**9 ≈ 1.3 % left)
-    output_rate: float = 0.19            # the output layer's (lower) rate, half the hidden one as in the paper
+    iterations: int = 1500               # T, per training run (≈ 26 epochs of MNIST-1D's 3,400 training sequences)
+    eval_every: int = 100                # iterations between evaluations (resolution of the early-stopping iteration)
+    rounds: int = 7                      # pruning rounds: 8 levels including the dense network
+    rate: float = 0.36                   # hidden layers: 1 - 0.8², two of Frankle & Carbin's 20 % rounds at once (0.64**7 ≈ 4.4 % left)
+    output_rate: float = 0.19            # output layer: 1 - 0.9², two of their 10 % rounds
+    long_iterations: int = 6000          # convergence control: the sparsest levels' tickets and re-inits trained again this long (0: none)
+    long_levels: int = 2                 # how many of the sparsest levels get the convergence control
     seeds: tuple[int, ...] = (0, 1, 2)   # one IMP run per seed (init seed; data order too)
     reinit_seed_offset: int = 1000       # the random re-init of seed s is drawn from seed s + this
     device: str = "cpu"                  # "auto" (the paper profile): CUDA or MPS when there is one
@@ -127,20 +131,25 @@ class StabilityConfig:
     device: str = "cpu"
 
 
-CONFIGS = {"lottery": LotteryConfig, "rewinding": RewindingConfig, "stability": StabilityConfig,
-           "noisy_stability": StabilityConfig, "noisy_rewinding": RewindingConfig}
+CONFIGS = {"lottery": LotteryConfig, "digits_lottery": LotteryConfig, "rewinding": RewindingConfig,
+           "stability": StabilityConfig, "noisy_stability": StabilityConfig, "noisy_rewinding": RewindingConfig}
 EXPERIMENTS = tuple(CONFIGS)
 
 # Profiles as data: overrides of each experiment's defaults (the defaults are "ci").
 _PAPER_DATA = {"dataset": "mnist", "val_fraction": 5000 / 60000, "device": "auto"}
 _NOISY = {"model": "cnn", "label_noise": 0.3}   # chapter 10's harder task: the CNN on 30 % wrong training labels
+# chapter 9's easy task: digits, the first edition's short training (T = 240) and its convergence control at 1,000
+_DIGITS_LOTTERY = {"dataset": "digits", "iterations": 240, "eval_every": 20, "long_iterations": 1000}
 PROFILES: dict[str, dict[str, dict]] = {
     "ci": {"lottery": {}, "rewinding": {}, "stability": {},
+           "digits_lottery": {**_DIGITS_LOTTERY, "rounds": 4, "rate": 0.64, "output_rate": 0.34, "long_levels": 3},
            "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 20, 100, 300)},
            "noisy_rewinding": {**_NOISY, "iterations": 600, "lr_milestones": (400,), "eval_every": 100, "rounds": 4, "rate": 0.55,
                                "output_rate": 0.3, "rewind_iterations": (0, 100)}},
     "lecture": {
-        "lottery": {"iterations": 1000, "eval_every": 50, "rounds": 14, "rate": 0.3, "output_rate": 0.15, "seeds": (0, 1, 2, 3, 4)},
+        "lottery": {"rounds": 14, "rate": 0.2, "output_rate": 0.1, "long_levels": 4, "seeds": (0, 1, 2, 3, 4)},
+        "digits_lottery": {**_DIGITS_LOTTERY, "rounds": 9, "rate": 0.38, "output_rate": 0.19, "long_levels": 5,
+                           "seeds": (0, 1, 2, 3, 4)},
         "rewinding": {"iterations": 1000, "eval_every": 50, "rounds": 9, "rewind_iterations": (0, 25, 100), "seeds": (0, 1, 2, 3, 4)},
         "stability": {"iterations": 1500, "ks": (0, 10, 25, 100, 300, 1000), "seeds": (0, 1, 2, 3, 4)},
         "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 5, 20, 100, 300), "seeds": (0, 1, 2, 3, 4)},
@@ -149,7 +158,9 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "paper": {
         "lottery": {**_PAPER_DATA, "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "iterations": 50_000,
-                    "eval_every": 1000, "rounds": 20, "rate": 0.2, "output_rate": 0.1, "seeds": (0, 1, 2)},
+                    "eval_every": 1000, "rounds": 20, "rate": 0.2, "output_rate": 0.1, "long_iterations": 0, "seeds": (0, 1, 2)},
+        "digits_lottery": {**_DIGITS_LOTTERY, "iterations": 1000, "eval_every": 50, "long_iterations": 4000, "rounds": 20,
+                           "rate": 0.2, "output_rate": 0.1, "long_levels": 5, "seeds": (0, 1, 2)},
         "rewinding": {**_PAPER_DATA, "batch_size": 60, "iterations": 50_000, "eval_every": 1000, "rounds": 20,
                       "rate": 0.2, "output_rate": 0.1, "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
         "stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, "batch_size": 60,
@@ -226,7 +237,7 @@ def run(experiment: str, profile: str = "ci", *, use_cache: bool = True, directo
         if cached is not None:
             return cached
     with _cpu_threads(config.device):
-        results = {"lottery": _run_lottery, "rewinding": _run_rewinding, "stability": _run_stability,
+        results = {"lottery": _run_lottery, "digits_lottery": _run_lottery, "rewinding": _run_rewinding, "stability": _run_stability,
                    "noisy_stability": _run_stability, "noisy_rewinding": _run_rewinding}[experiment](config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": config_hash(config), "results": results}
     record = json.loads(json.dumps(record))  # exactly what a cache hit returns (tuples → lists)
@@ -322,7 +333,7 @@ def _run_lottery(config: LotteryConfig) -> dict:
     data = _load(config)
     make = lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)  # noqa: E731
     kwargs = _train_kwargs(config)
-    runs = {"ticket": [], "random": []}
+    runs, long = {"ticket": [], "random": []}, {"ticket": [], "random": []}
     for seed in config.seeds:
         levels = lottery.iterative_magnitude_pruning(
             make(seed), data, rounds=config.rounds, rate=config.rate, output_rate=config.output_rate,
@@ -334,7 +345,15 @@ def _run_lottery(config: LotteryConfig) -> dict:
                                         train_kwargs={**kwargs, "data_seed": seed}, level=level.level).to_dict()
             for level in levels
         ])
-    return {"weights_left": [level["weights_left"] for level in runs["ticket"][0]], "runs": runs,
+        if config.long_iterations:   # convergence control: the sparsest tickets and re-inits, trained long_iterations
+            long_kwargs = {**kwargs, "iterations": config.long_iterations, "data_seed": seed}
+            for kind, init_seed in (("ticket", seed), ("random", seed + config.reinit_seed_offset)):
+                long[kind].append([   # with the ticket's own seed, train_random_reinit trains the ticket m ⊙ W_0 itself
+                    lottery.train_random_reinit(make, data, level.mask, seed=init_seed, train_kwargs=long_kwargs,
+                                                level=level.level).to_dict()
+                    for level in levels[-config.long_levels:]
+                ])
+    return {"weights_left": [level["weights_left"] for level in runs["ticket"][0]], "runs": runs, "long": long,
             "trainings_per_seed": {"ticket": config.rounds + 1, "random": config.rounds + 1}}
 
 
@@ -421,7 +440,7 @@ def figures(record: Mapping) -> dict[str, "object"]:
 
     experiment, results = record["experiment"], record["results"]
     figs = {}
-    if experiment == "lottery":
+    if experiment in ("lottery", "digits_lottery"):
         fig, (left, right) = plt.subplots(1, 2, figsize=plots.FIGSIZE)
         plots.plot_sparsity_curves(left, results["weights_left"], {
             "winning ticket (reset to W_0)": (level_metric(results["runs"]["ticket"], "best_test_acc"), plots.COLORS["ticket"]),

@@ -37,7 +37,8 @@ def test_parse_value():
 
 
 @pytest.mark.parametrize("experiment, extra", [
-    ("lottery", ["--set", "rounds=1", "--set", "eval_every=3"]),
+    ("lottery", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "long_iterations=9", "--set", "long_levels=1"]),
+    ("digits_lottery", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "long_iterations=0"]),
     ("rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "alphas=3"]),
     ("stability", ["--set", "ks=0,2", "--set", "alphas=3"]),
     ("noisy_stability", ["--set", "ks=0,2", "--set", "lr_milestones=4", "--set", "alphas=3"]),

@@ -8,7 +8,8 @@ import pytest
 from lecturelib import experiments
 
 TINY = {
-    "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,)),
+    "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,), long_iterations=9, long_levels=1),
+    "digits_lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), long_iterations=0),
     "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
     "stability": dict(hidden=(8,), iterations=6, ks=(0, 2), seeds=(0,), alphas=3),
     "noisy_stability": dict(iterations=6, lr_milestones=(4,), ks=(0, 2), seeds=(0,), alphas=3),
@@ -22,7 +23,7 @@ def test_config_hash_is_pinned():
     assert experiments.config_hash(experiments.LotteryConfig()) == PINNED_LOTTERY_HASH
 
 
-PINNED_LOTTERY_HASH = "2994e9e2d6d0"
+PINNED_LOTTERY_HASH = "b3a644021f20"   # MNIST-1D, T = 1,500 and the long control since issue 13
 
 
 def test_config_hash_changes_with_any_setting_and_not_with_the_profile_name():
@@ -44,6 +45,24 @@ def test_profiles_cover_every_experiment_and_paper_is_frankle_and_carbin():
     paper = experiments.make_config("lottery", "paper")
     assert (paper.dataset, paper.optimizer, paper.lr, paper.batch_size, paper.iterations) == ("mnist", "adam", 1.2e-3, 60, 50_000)
     assert (paper.rate, paper.output_rate, paper.hidden) == (0.2, 0.1, (300, 100))
+    assert experiments.make_config("lottery", "lecture").rate == 0.2, "the lecture profile prunes at Frankle & Carbin's rate"
+    ci = experiments.make_config("lottery")
+    assert (ci.dataset, ci.rate, ci.output_rate) == ("mnist1d", pytest.approx(1 - 0.8 ** 2), pytest.approx(1 - 0.9 ** 2)), \
+        "the chapter's setting: MNIST-1D, two of Frankle & Carbin's rounds at once"
+    assert ci.long_iterations == 4 * ci.iterations
+    assert experiments.make_config("digits_lottery").dataset == "digits"
+
+
+def test_the_lottery_convergence_control_trains_the_sparsest_masks_longer():
+    record = experiments.run("lottery", use_cache=False, **TINY["lottery"])
+    runs, long = record["results"]["runs"], record["results"]["long"]
+    assert set(long) == {"ticket", "random"} and len(long["ticket"]) == 1 and len(long["ticket"][0]) == 1
+    for kind in ("ticket", "random"):
+        control = long[kind][0][0]
+        assert control["level"] == 2 and control["weights_left"] == runs[kind][0][2]["weights_left"]
+        assert control["history"]["iteration"][-1] == 9
+    assert experiments.run("digits_lottery", use_cache=False, **TINY["digits_lottery"])["results"]["long"] == \
+        {"ticket": [], "random": []}, "long_iterations=0: no control"
 
 
 def test_make_config_rejects_unknown_names():
@@ -58,7 +77,7 @@ def test_make_config_rejects_unknown_names():
 @pytest.mark.parametrize("name", experiments.EXPERIMENTS)
 def test_run_computes_then_serves_from_cache(name, tmp_path, monkeypatch):
     calls = []
-    runner = "_run_" + name.removeprefix("noisy_")     # the noisy experiments share the runners of the clean ones
+    runner = "_run_" + name.removeprefix("noisy_").removeprefix("digits_")   # variants share the runners of the plain ones
     real = getattr(experiments, runner)
     monkeypatch.setattr(experiments, runner, lambda config: calls.append(config) or real(config))
     first = experiments.run(name, directory=tmp_path, **TINY[name])
@@ -103,8 +122,8 @@ def test_result_readers_and_figures(tmp_path):
     record = experiments.run("lottery", directory=tmp_path, **TINY["lottery"])
     results = record["results"]
     acc = experiments.level_metric(results["runs"]["ticket"], "best_test_acc")
-    assert acc.shape == (1, 2)
-    assert experiments.history_metric_at(results["runs"]["random"], "val_acc", 3).shape == (1, 2)
+    assert acc.shape == (1, 3)
+    assert experiments.history_metric_at(results["runs"]["random"], "val_acc", 3).shape == (1, 3)
     with pytest.raises(ValueError, match="not evaluated"):
         experiments.history_metric_at(results["runs"]["random"], "val_acc", 4)
     stab = experiments.run("stability", directory=tmp_path, **TINY["stability"])
