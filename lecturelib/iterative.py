@@ -226,12 +226,14 @@ def prune_to_sparsity(
 
 @dataclass
 class RatioCurve:
-    """Test accuracy (fraction) and loss of one trained model pruned to each ratio, with and without retraining.
+    """Test accuracy (fraction) and loss of one trained model pruned to each ratio: without retraining, retrained once, retrained iteratively.
 
-    Arrays have shape ``(len(ratios),)``; ``dense_acc`` / ``dense_loss`` are the unpruned model's.
-    ``retrained_*`` come from pruning iteratively along ``ratios`` with retraining at every ratio
-    (Han et al. 2015's "iterative prune and retrain"); ``pruned_*`` from pruning the trained model
-    to each ratio with no retraining at all.
+    The three curves of Han et al. 2015, Fig. 5. Arrays have shape ``(len(ratios),)``;
+    ``dense_acc`` / ``dense_loss`` are the unpruned model's. ``pruned_*``: the trained model pruned
+    to each ratio, no retraining. ``oneshot_*``: the trained model pruned to each ratio in one step,
+    then retrained ("prune and retrain"). ``iterative_*``: the model pruned along the increasing
+    ``ratios`` with retraining at every one ("iterative prune and retrain"). At ratio ``i`` both
+    retrained curves have spent the same number of retraining steps, ``budget[i]``.
     """
 
     ratios: np.ndarray
@@ -239,8 +241,11 @@ class RatioCurve:
     dense_loss: float
     pruned_acc: np.ndarray
     pruned_loss: np.ndarray
-    retrained_acc: np.ndarray
-    retrained_loss: np.ndarray
+    oneshot_acc: np.ndarray
+    oneshot_loss: np.ndarray
+    iterative_acc: np.ndarray
+    iterative_loss: np.ndarray
+    budget: np.ndarray
 
 
 def ratio_curve(
@@ -253,12 +258,14 @@ def ratio_curve(
     data_seed: int = 0,
     train_kwargs: Mapping[str, object] | None = None,
 ) -> RatioCurve:
-    """Return accuracy and loss of the trained ``model`` against the fraction of weights pruned, without and with retraining.
+    """Return accuracy and loss of the trained ``model`` against the fraction of weights pruned: without retraining, retrained once, retrained iteratively.
 
     ``model`` is not modified (copies are pruned). Without retraining, each ratio prunes the
-    trained weights by magnitude; with retraining, the model is pruned along the increasing
-    ``ratios`` and retrained for ``retrain_iterations`` steps at each (with ``train_kwargs``, e.g.
-    the same regularisation as in training).
+    trained weights by magnitude. Iteratively, the model is pruned along the increasing ``ratios``
+    and retrained for ``retrain_iterations`` steps at each, so ratio ``i`` has cost
+    ``(i + 1) * retrain_iterations`` steps. One-shot, a fresh copy of the trained model is pruned
+    straight to ratio ``i`` and retrained for that same number of steps, so the two retrained curves
+    differ only in the schedule. Retraining uses ``train_kwargs`` (e.g. the training's regulariser).
 
     Args:
         model: the trained network.
@@ -274,18 +281,26 @@ def ratio_curve(
 
     retrain_iterations = check_positive_int("retrain_iterations", retrain_iterations)
     plain = prune_finetune_loop(copy.deepcopy(model), data, ratios, finetune_iterations=0, scope=scope)
-    retrained = prune_finetune_loop(
+    iterative = prune_finetune_loop(
         copy.deepcopy(model), data, ratios, finetune_iterations=retrain_iterations, scope=scope,
         data_seed=data_seed, train_kwargs=train_kwargs,
     )
+    oneshot = [
+        prune_finetune_loop(copy.deepcopy(model), data, [ratio], finetune_iterations=level.total_iterations, scope=scope,
+                            data_seed=data_seed, train_kwargs=train_kwargs)[-1]
+        for ratio, level in zip(ratios, iterative[1:])
+    ]
     return RatioCurve(
         ratios=np.asarray(ratios, dtype=float),
         dense_acc=plain[0].test_acc,
         dense_loss=plain[0].test_loss,
         pruned_acc=np.array([r.test_acc for r in plain[1:]]),
         pruned_loss=np.array([r.test_loss for r in plain[1:]]),
-        retrained_acc=np.array([r.test_acc for r in retrained[1:]]),
-        retrained_loss=np.array([r.test_loss for r in retrained[1:]]),
+        oneshot_acc=np.array([r.test_acc for r in oneshot]),
+        oneshot_loss=np.array([r.test_loss for r in oneshot]),
+        iterative_acc=np.array([r.test_acc for r in iterative[1:]]),
+        iterative_loss=np.array([r.test_loss for r in iterative[1:]]),
+        budget=np.array([r.total_iterations for r in iterative[1:]]),
     )
 
 

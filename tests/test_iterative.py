@@ -166,10 +166,20 @@ def test_ratio_curve_shapes_and_leaves_the_model_alone(digits):
     model = small_model(digits)
     before = copy.deepcopy(model.state_dict())
     curve = iterative.ratio_curve(model, digits, [0.5, 0.9, 0.99], retrain_iterations=5)
-    for values in (curve.pruned_acc, curve.pruned_loss, curve.retrained_acc, curve.retrained_loss):
+    for values in (curve.pruned_acc, curve.pruned_loss, curve.oneshot_acc, curve.oneshot_loss, curve.iterative_acc, curve.iterative_loss):
         assert values.shape == (3,)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert 0 <= curve.dense_acc <= 1
+    assert curve.budget.tolist() == [5, 10, 15]   # both retrained curves spend (i + 1) * 5 steps at ratio i
+
+
+def test_ratio_curve_one_shot_point_is_prune_once_then_retrain_for_the_same_budget(digits):
+    model = small_model(digits)
+    curve = iterative.ratio_curve(model, digits, [0.5, 0.9], retrain_iterations=4, data_seed=3)
+    by_hand = iterative.prune_finetune_loop(copy.deepcopy(model), digits, [0.9], finetune_iterations=8, data_seed=3)[-1]
+    assert curve.oneshot_acc[1] == by_hand.test_acc and curve.oneshot_loss[1] == by_hand.test_loss
+    plain = iterative.prune_finetune_loop(copy.deepcopy(model), digits, [0.9], finetune_iterations=0)[-1]
+    assert curve.pruned_acc[1] == plain.test_acc
 
 
 def test_largest_ratio_within():
