@@ -16,7 +16,7 @@ but only 10 % of the output layer's (:func:`layer_rates`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,7 +25,7 @@ from torch import nn
 from ._checks import check_fraction, check_positive_int
 from .data import Dataset
 from .pruning import Mask, check_mask, iterative_sparsities, layerwise_magnitude_mask, ones_mask, prunable_names, sparsity
-from .training import History, train
+from .training import History, train, train_many
 
 
 @dataclass
@@ -127,6 +127,11 @@ def iterative_magnitude_pruning(
     Train → prune ``rate`` of each layer's surviving weights by magnitude → rewind the survivors to
     their values at iteration ``rewind_iteration`` of the first (dense) training → train again …
 
+    As in Frankle et al. (2020), a level rewound to ``W_k`` trains the remaining ``T - k`` iterations
+    of the ``T``-iteration run (``start_iteration=k``: the learning-rate schedule continues from
+    ``k``), so every level ends at iteration ``T`` of the same schedule; its history's iterations
+    count from ``k``. Reset (``k = 0``) trains every level for all ``T``.
+
     Args:
         model: the network at its initialisation ``W_0``; it is trained in place and ends at the
             last level's trained weights.
@@ -135,34 +140,44 @@ def iterative_magnitude_pruning(
         rate: fraction of the remaining weights of each layer pruned per round.
         output_rate: the (lower) rate of the output layer; default ``rate``.
         rewind_iteration: ``k``; ``0`` resets to the initialisation (the original lottery ticket),
-            ``k > 0`` rewinds to ``W_k`` (Frankle et al. 2020). Must not exceed the training length.
+            ``k > 0`` rewinds to ``W_k`` (Frankle et al. 2020). Must be below the training length.
         train_kwargs: arguments of :func:`~lecturelib.training.train` (``iterations``, ``lr``,
             ``batch_size``, ``data_seed``, ``eval_every``…), the same for every level.
 
     Raises:
         ValueError: ``rounds`` < 1, a rate outside [0, 1), ``rewind_iteration`` < 0 or beyond the training,
-            or ``train_kwargs`` containing ``mask`` / ``snapshot_at`` (IMP sets them).
+            or ``train_kwargs`` containing ``mask`` / ``snapshot_at`` / ``start_iteration`` / ``run_iterations``
+            (IMP sets them).
     """
     rounds = check_positive_int("rounds", rounds)
     rewind_iteration = check_positive_int("rewind_iteration", rewind_iteration, allow_zero=True)
     train_kwargs = dict(train_kwargs or {})
-    for reserved in ("mask", "snapshot_at"):
+    for reserved in ("mask", "snapshot_at", "start_iteration", "run_iterations"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: iterative_magnitude_pruning sets it")
     schedule = layer_sparsity_schedule(layer_rates(model, rate, output_rate), rounds)
 
     mask = ones_mask(model)
+    if rewind_iteration >= train_kwargs.get("iterations", rewind_iteration + 1):   # known before training: say so now
+        _rewind_beyond(rewind_iteration, train_kwargs["iterations"])
     history = train(model, data, mask=mask, snapshot_at=[rewind_iteration], **train_kwargs)  # level 0: dense
-    if rewind_iteration not in history.snapshots:
-        raise ValueError(f"rewind_iteration {rewind_iteration} is beyond the {history.iteration[-1]} training iterations")
+    total = history.iteration[-1]                                                             # T
+    if rewind_iteration >= total:
+        _rewind_beyond(rewind_iteration, total)
     rewind_state = history.snapshots[rewind_iteration]                                        # W_k (k = 0: W_0)
+    rest = {key: value for key, value in train_kwargs.items() if key not in ("iterations", "epochs")}
+    rest.update(iterations=total - rewind_iteration, start_iteration=rewind_iteration)        # from W_k to T
     results = [level_result(0, mask, history)]
     for level in range(1, rounds + 1):
         mask = layerwise_magnitude_mask(model, schedule[level - 1], current_mask=mask)  # prune the trained weights
         model.load_state_dict(rewind_state)                                              # rewind: W ← W_k
-        history = train(model, data, mask=mask, **train_kwargs)                          # train m ⊙ W_k
+        history = train(model, data, mask=mask, **rest)                                  # train m ⊙ W_k from k to T
         results.append(level_result(level, mask, history))
     return results
+
+
+def _rewind_beyond(rewind_iteration: int, total: int) -> None:
+    raise ValueError(f"rewind_iteration must be below the {total} training iterations, got {rewind_iteration}")
 
 
 def train_random_reinit(
@@ -187,8 +202,49 @@ def train_random_reinit(
         train_kwargs: arguments of :func:`~lecturelib.training.train` (as for the ticket).
         level: the IMP level the mask comes from (stored in the result).
     """
-    model = make_model(seed)
-    check_mask(model, mask)
-    history = train(model, data, mask=mask, **dict(train_kwargs or {}))
-    return level_result(level, mask, history)
+    train_kwargs = dict(train_kwargs or {})
+    data_seed = train_kwargs.pop("data_seed", 0)
+    return train_random_reinits(make_model, data, [mask], seeds=[seed], data_seeds=[data_seed],
+                                train_kwargs=train_kwargs, levels=[level])[0]
+
+
+def train_random_reinits(
+    make_model: Callable[[int], nn.Module],
+    data: Dataset,
+    masks: Sequence[Mask],
+    *,
+    seeds: Sequence[int],
+    data_seeds: Sequence[int],
+    train_kwargs: Mapping | None = None,
+    levels: Sequence[int] | None = None,
+) -> list[LevelResult]:
+    """Return the results of :func:`train_random_reinit` for many masks, trained together (:func:`~lecturelib.training.train_many`).
+
+    Network ``i`` is the sub-network ``masks[i]`` of ``make_model(seeds[i])``, trained with minibatch
+    order ``data_seeds[i]``; each result equals what :func:`train_random_reinit` returns for it, to
+    float rounding. The controls of every seed and IMP level of an experiment are one call.
+
+    Args:
+        make_model, data, train_kwargs: as for :func:`train_random_reinit` (``train_kwargs`` without ``data_seed``).
+        masks: the tickets' masks.
+        seeds / data_seeds: one initialisation seed and one data-order seed per mask.
+        levels: the IMP level of each mask (stored in the results); default all 0.
+
+    Raises:
+        ValueError: ``seeds``, ``data_seeds`` or ``levels`` do not hold one entry per mask, or
+            ``train_kwargs`` sets ``mask``, ``masks`` or ``data_seed``.
+    """
+    levels = [0] * len(masks) if levels is None else list(levels)
+    for name, values in (("seeds", seeds), ("data_seeds", data_seeds), ("levels", levels)):
+        if len(values) != len(masks):
+            raise ValueError(f"{name} must hold one entry per mask ({len(masks)}), got {len(values)}")
+    train_kwargs = dict(train_kwargs or {})
+    for reserved in ("mask", "masks", "data_seed", "data_seeds"):
+        if reserved in train_kwargs:
+            raise ValueError(f"train_kwargs must not set {reserved!r}: train_random_reinits sets it")
+    nets = [make_model(seed) for seed in seeds]
+    for net, mask in zip(nets, masks):
+        check_mask(net, mask)
+    histories = train_many(nets, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
+    return [level_result(level, mask, history) for level, mask, history in zip(levels, masks, histories)]
 

@@ -19,9 +19,13 @@ from torch import nn
 from ._checks import as_scalar, check_positive_int
 from .data import Dataset
 from .pruning import Mask
-from .training import evaluate, train
+from .training import evaluate, train_many
 
 State = Mapping[str, torch.Tensor]
+
+# Frankle et al. (2020) call training from W_k stable to SGD noise when the error barrier between the two
+# copies is below 2 % (percentage points of test error): "linearly mode connected" in their tables.
+STABLE_BARRIER = 0.02
 
 
 def interpolate(state_a: State, state_b: State, alpha: float) -> dict[str, torch.Tensor]:
@@ -186,12 +190,13 @@ def instability_analysis(
         mask: train the sub-network ``mask ⊙ W_k`` (an IMP ticket) instead of the dense network.
         start_state: ``W_k`` as a state dict (default: ``model``'s current weights).
         alphas: interpolation coefficients or their number (see :func:`path_metrics`).
-        train_kwargs: further arguments of :func:`~lecturelib.training.train` (``lr``, ``batch_size``…);
-            ``lr_milestones`` count from iteration 0, as in the full training (they must lie after ``k``).
+        train_kwargs: further arguments of :func:`~lecturelib.training.train` (``lr``, ``lr_schedule``,
+            ``batch_size``…). The copies continue the ``iterations``-step run from ``k``
+            (``start_iteration=k``): its learning-rate schedule runs on from iteration ``k`` to the end,
+            so a cosine or step schedule anneals both end points as it would the full run.
 
     Raises:
-        ValueError: ``k`` >= ``iterations``, equal data seeds, ``train_kwargs`` setting what this sets,
-            or a learning-rate milestone at or before ``k``.
+        ValueError: ``k`` >= ``iterations``, equal data seeds, or ``train_kwargs`` setting what this sets.
     """
     k = check_positive_int("k", k, allow_zero=True)
     iterations = check_positive_int("iterations", iterations)
@@ -200,22 +205,18 @@ def instability_analysis(
     if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
         raise ValueError(f"data_seeds must be two different seeds, got {data_seeds!r}")
     train_kwargs = dict(train_kwargs or {})
-    for reserved in ("mask", "data_seed", "iterations", "epochs"):
+    for reserved in ("mask", "data_seed", "iterations", "epochs", "start_iteration"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: instability_analysis sets it")
-    milestones = list(train_kwargs.get("lr_milestones", ()))
-    if any(m <= k for m in milestones):
-        raise ValueError(f"lr_milestones must lie after k={k} (the copies start there), got {milestones!r}")
-    train_kwargs["lr_milestones"] = [m - k for m in milestones]   # the copies count their steps from k
     import copy
 
     start = {n: v.detach().clone() for n, v in (start_state if start_state is not None else model.state_dict()).items()}
-    ends = []
-    for seed in data_seeds:
-        copy_ = copy.deepcopy(model)
+    copies = [copy.deepcopy(model) for _ in data_seeds]
+    for copy_ in copies:
         copy_.load_state_dict(start)
-        train(copy_, data, iterations=iterations - k, mask=mask, data_seed=seed, **train_kwargs)
-        ends.append({n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()})
+    train_many(copies, data, iterations=iterations - k, start_iteration=k, masks=[mask, mask], data_seeds=data_seeds,
+               **train_kwargs)   # the two copies side by side; each as train would take it
+    ends = [{n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()} for copy_ in copies]
     probe = copy.deepcopy(model).cpu()
     alphas, errors, losses = path_metrics(probe, ends[0], ends[1], data, alphas)
     return Instability(

@@ -103,14 +103,23 @@ def test_instability_analysis_validates(tiny):
         stability.instability_analysis(model, tiny, k=0, iterations=10, data_seeds=(1, 1))
     with pytest.raises(ValueError, match="data_seed"):
         stability.instability_analysis(model, tiny, k=0, iterations=10, train_kwargs={"data_seed": 3})
-    with pytest.raises(ValueError, match="lr_milestones must lie after k=5"):
-        stability.instability_analysis(model, tiny, k=5, iterations=10, train_kwargs={"lr_milestones": (5,)})
+    with pytest.raises(ValueError, match="start_iteration"):
+        stability.instability_analysis(model, tiny, k=5, iterations=10, train_kwargs={"start_iteration": 5})
 
 
-def test_instability_analysis_counts_lr_milestones_from_iteration_0(tiny, monkeypatch):
+def test_instability_analysis_continues_the_runs_schedule_from_k(tiny, monkeypatch):
     seen = []
-    real = stability.train
-    monkeypatch.setattr(stability, "train", lambda *a, **kw: seen.append(kw["lr_milestones"]) or real(*a, **kw))
+    real = stability.train_many   # the two copies are trained together
+    monkeypatch.setattr(stability, "train_many", lambda *a, **kw: seen.append((kw["iterations"], kw["start_iteration"])) or real(*a, **kw))
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
-    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3, train_kwargs={"lr_milestones": (6, 8), "device": "cpu"})
-    assert seen == [[2, 4], [2, 4]], "a copy started at W_4 drops its rate 2 and 4 steps in, at iterations 6 and 8"
+    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3,
+                                   train_kwargs={"optimizer": "sgd", "lr": 0.1, "lr_schedule": "cosine", "device": "cpu"})
+    assert seen == [(6, 4)], "each copy trains iterations 4..10 of the run, on the run's schedule"
+    # a milestone at or before k has already lowered the rate: the copies start with it applied
+    seen.clear()
+    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3, train_kwargs={"lr_milestones": (2, 8), "device": "cpu"})
+    assert seen == [(6, 4)]
+
+
+def test_stable_barrier_is_frankle_et_al_2_percent():
+    assert stability.STABLE_BARRIER == 0.02
