@@ -5,6 +5,10 @@
     python -m lecturelib run stability --profile ci --set seeds=0,1 --set iterations=200
     python -m lecturelib run lottery --profile paper --set root=/data   # MNIST files under /data/MNIST/raw
     python -m lecturelib grade submissions/   # run students' notebooks, one row per exercise (see lecturelib.grading)
+
+A mistake in what you ask for (an unknown setting or value, a missing dataset, an unavailable
+device, a learning rate that makes training diverge, an unwritable folder) is one line on stderr
+and exit status 2; ``LECTURELIB_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import argparse
 import ast
 import os
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
 
 def _parse_value(text: str):
-    """``"3"`` → 3, ``"0.1"`` → 0.1, ``"0,1"`` → (0, 1), ``"none"`` → None, ``"true"`` → True, else the string."""
+    """``"3"`` → 3, ``"0.1"`` → 0.1, ``"nan"``/``"inf"`` → floats (which the config then refuses), ``"0,1"`` → (0, 1),
+    ``"none"`` → None, ``"true"`` → True, else the string."""
     lowered = text.strip().lower()
     if lowered in ("none", "null"):
         return None
@@ -29,6 +35,10 @@ def _parse_value(text: str):
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        pass
+    try:
+        return float(lowered)   # nan, inf, -inf, infinity: a number, so the error says what is wrong with it
+    except ValueError:
         return text
 
 
@@ -64,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--out", default=None, help="folder for the PNG figures (default: the cache folder)")
     run_parser.add_argument("--no-cache", action="store_true", help="compute even if a cached result exists")
     run_parser.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    run_parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                            help="a progress bar with an ETA on stderr (default: only when stderr is a terminal and $CI is unset)")
     from . import grading
 
     grading.add_parser(sub)
@@ -80,27 +92,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from . import experiments
-    from .data import DatasetUnavailableError
 
-    try:
-        overrides = _overrides(args.overrides, args.experiment)
-        config = experiments.make_config(args.experiment, args.profile, **overrides)
-        path = experiments.result_path(args.experiment, config, args.cache_dir)
-        cached = path.exists() and not args.no_cache
-        record = experiments.run(args.experiment, args.profile, use_cache=not args.no_cache, directory=args.cache_dir, **overrides)
-    except DatasetUnavailableError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{args.experiment} [{args.profile}] {record['config_hash']}: {'read from' if cached else 'written to'} "
-          f"{path if not args.no_cache else '(not cached)'}")
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            return _run(args, experiments)
+        except (ValueError, TypeError, KeyError, OSError, RuntimeError, ArithmeticError) as error:
+            # a user's mistake (a setting, a path, missing data, a device, a diverging lr): one line, no traceback
+            if os.environ.get("LECTURELIB_DEBUG"):
+                raise
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+            return 2
+
+
+def _run(args: argparse.Namespace, experiments) -> int:
+    overrides = _overrides(args.overrides, args.experiment)
+    outcome = experiments.run_outcome(args.experiment, args.profile, use_cache=not args.no_cache, directory=args.cache_dir,
+                                      progress=args.progress, **overrides)
+    record = outcome.record
+    where = (f"read from {outcome.path}" if outcome.from_cache else
+             f"computed and written to {outcome.path}" if outcome.path is not None else "computed (not cached)")
+    print(f"{args.experiment} [{args.profile}] {record['config_hash']}: {where}")
     if not args.no_figures:
         import matplotlib
 
         matplotlib.use("Agg")
-        out = Path(args.out) if args.out else path.parent
+        out = Path(args.out) if args.out else Path(args.cache_dir) if args.cache_dir else experiments.cache_dir()
         out.mkdir(parents=True, exist_ok=True)
         for name, fig in experiments.figures(record).items():
             target = out / f"{args.experiment}-{record['config_hash']}-{name}.png"
@@ -109,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             os.replace(partial, target)
             print(f"figure: {target}")
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,30 @@ def test_list_names_experiments_and_profiles(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("lottery", "rewinding", "stability", "noisy_stability", "noisy_rewinding", "ci", "lecture", "paper"))
+
+
+def test_paper_profile_without_a_gpu_warns_how_long_this_cpu_will_take(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from lecturelib import training
+
+    monkeypatch.setattr(training, "default_device", lambda: torch.device("cpu"))   # as on a machine without a GPU
+    write_tiny_mnist(tmp_path / "data")
+    assert main(["run", "lottery", "--profile", "paper", "--cache-dir", str(tmp_path / "cache"), "--no-figures",
+                 "--set", f"root={tmp_path / 'data'}", "--set", "iterations=4", "--set", "eval_every=2", "--set", "rounds=1",
+                 "--set", "seeds=0"]) == 0
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert "no GPU found" in warning and "one thread" in warning and "16 optimiser steps" in warning and "ms each" in warning
+    capsys.readouterr()
+    assert main(["run", "lottery", "--profile", "paper", "--cache-dir", str(tmp_path / "cache"), "--no-figures",
+                 "--set", f"root={tmp_path / 'data'}", "--set", "iterations=4", "--set", "eval_every=2", "--set", "rounds=1",
+                 "--set", "seeds=0", "--set", "device=cpu"]) == 0
+    assert "warning" not in capsys.readouterr().err, "a CPU asked for is not a missing GPU"
+
+
+def test_the_paper_profiles_cpu_estimate_scales_with_the_work():
+    from lecturelib import experiments
+
+    config = experiments.make_config("lottery", "paper")
+    assert experiments.planned_steps("lottery", config) == 3 * 2 * 21 * 50_000
+    assert experiments._duration(7200) == "2.0 h" and experiments._duration(600) == "10 min" and experiments._duration(30) == "30 s"

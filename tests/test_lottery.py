@@ -136,3 +136,11 @@ def test_check_ticket_weights_accepts_a_correct_solution(capsys):
 def test_check_ticket_weights_says_what_is_wrong(wrong, message):
     with pytest.raises(checks.CheckFailed, match=message):
         checks.check_ticket_weights(wrong)
+
+
+def test_many_imp_rounds_on_a_small_network_never_empty_a_layer(tiny):
+    model = models.mlp(tiny.input_shape, tiny.num_classes, hidden=(4,), seed=0)   # fc2 has 40 weights
+    levels = lottery.iterative_magnitude_pruning(model, tiny, rounds=12, rate=0.5, train_kwargs=dict(KW, iterations=4, eval_every=4))
+    assert all(left > 0 for level in levels for left in level.layer_weights_left.values())
+    assert levels[-1].weights_left > 0
+    assert levels[-1].layer_weights_left["fc2.weight"] == pytest.approx(1 / 40), "one weight is kept: 0.5 ** 12 of 40 rounds to 0"
