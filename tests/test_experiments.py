@@ -23,7 +23,7 @@ def test_config_hash_is_pinned():
     assert experiments.config_hash(experiments.LotteryConfig()) == PINNED_LOTTERY_HASH
 
 
-PINNED_LOTTERY_HASH = "b3a644021f20"   # MNIST-1D, T = 1,500 and the long control since issue 13
+PINNED_LOTTERY_HASH = "d94580ba7616"   # download=True by default since issue 12; MNIST-1D, T = 1,500 and the long control since issue 13
 
 
 def test_config_hash_changes_with_any_setting_and_not_with_the_profile_name():
@@ -61,8 +61,14 @@ def test_the_lottery_convergence_control_trains_the_sparsest_masks_longer():
         control = long[kind][0][0]
         assert control["level"] == 2 and control["weights_left"] == runs[kind][0][2]["weights_left"]
         assert control["history"]["iteration"][-1] == 9
+    config = experiments.make_config("lottery", **TINY["lottery"])
+    assert experiments.planned_steps("lottery", config) == 2 * (3 * 6 + 1 * 9)
     assert experiments.run("digits_lottery", use_cache=False, **TINY["digits_lottery"])["results"]["long"] == \
         {"ticket": [], "random": []}, "long_iterations=0: no control"
+    with pytest.raises(ValueError, match="long_iterations"):
+        experiments.make_config("lottery", long_iterations=1500)
+    with pytest.raises(ValueError, match="long_levels"):
+        experiments.make_config("lottery", rounds=2, long_levels=3)
 
 
 def test_make_config_rejects_unknown_names():
@@ -165,10 +171,27 @@ def test_plots_of_the_lottery_chapters_label_their_axes():
     plt.close(fig)
 
 
+@pytest.mark.parametrize("name", ["stability", "rewinding"])
+def test_chapter_10_runs_the_mnist1d_cnn_annealed_by_a_cosine(name, monkeypatch):
+    for profile in ("ci", "lecture"):
+        config = experiments.make_config(name, profile)
+        assert (config.dataset, config.model, config.optimizer, config.lr, config.momentum, config.batch_size, config.lr_schedule) == \
+            ("mnist1d", "cnn1d", "sgd", 0.1, 0.9, 100, "cosine"), "the COURSE_SPEC setting: unstable at initialisation"
+        assert config.alphas >= 11 and len(config.seeds) >= 3
+    assert experiments.make_config(name, "lecture").iterations == 2000
+    assert experiments.make_config(name, "paper").model == "mlp", "the paper profile's MNIST images need the MLP"
+    seen = []
+    real = experiments.training.train
+    monkeypatch.setattr(experiments.training, "train", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    experiments.run(name, use_cache=False, **TINY[name])
+    first = seen[0]   # W_k is taken from the first steps of the T-step run, on its schedule
+    assert first["run_iterations"] == TINY[name]["iterations"] and first["lr_schedule"] == "cosine"
+
+
 @pytest.mark.parametrize("name", ["noisy_stability", "noisy_rewinding"])
 def test_noisy_experiments_train_the_cnn_on_noisy_labels_with_a_step_schedule(name, monkeypatch):
     config = experiments.make_config(name)
-    assert (config.model, config.label_noise) == ("cnn", 0.3) and config.lr_milestones
+    assert (config.dataset, config.model, config.label_noise, config.lr_schedule) == ("digits", "cnn", 0.3, "step") and config.lr_milestones
     ks = config.ks if name == "noisy_stability" else config.rewind_iterations
     assert all(k < min(config.lr_milestones) for k in ks), "every W_k must be taken before the learning rate drops"
     seen = []

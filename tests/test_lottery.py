@@ -87,6 +87,20 @@ def test_rewinding_starts_later_levels_from_w_k(tiny, monkeypatch):
     assert not torch.equal(starts[1]["fc1.weight"], starts[0]["fc1.weight"])
 
 
+def test_rewound_levels_train_the_rest_of_the_run_from_k(tiny, monkeypatch):
+    calls = []
+    real_train = lottery.train
+    monkeypatch.setattr(lottery, "train", lambda model, data, **kw: calls.append(kw) or real_train(model, data, **kw))
+    lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=2, rate=0.5, rewind_iteration=5,
+                                        train_kwargs={**KW, "optimizer": "sgd", "lr": 0.1, "lr_schedule": "cosine"})
+    assert calls[0]["iterations"] == 12 and "start_iteration" not in calls[0]          # the dense run: all T
+    for level in calls[1:]:                                                              # rewound: k -> T
+        assert (level["iterations"], level["start_iteration"], level["lr_schedule"]) == (7, 5, "cosine")
+    calls.clear()
+    lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=1, rate=0.5, train_kwargs=KW)
+    assert [(c["iterations"], c.get("start_iteration", 0)) for c in calls] == [(12, 0), (12, 0)]   # reset: all T
+
+
 def test_imp_is_seeded(tiny):
     a = lottery.iterative_magnitude_pruning(make(1, tiny), tiny, rounds=1, rate=0.5, train_kwargs=KW)
     b = lottery.iterative_magnitude_pruning(make(1, tiny), tiny, rounds=1, rate=0.5, train_kwargs=KW)
@@ -96,8 +110,10 @@ def test_imp_is_seeded(tiny):
 def test_imp_validates_its_arguments(tiny):
     with pytest.raises(ValueError, match="rounds"):
         lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=0, train_kwargs=KW)
-    with pytest.raises(ValueError, match="rewind_iteration 99"):
+    with pytest.raises(ValueError, match="99"):
         lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=1, rewind_iteration=99, train_kwargs=KW)
+    with pytest.raises(ValueError, match="rewind_iteration must be below the 12 training iterations, got 12"):
+        lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=1, rewind_iteration=12, train_kwargs=KW)
     with pytest.raises(ValueError, match="mask"):
         lottery.iterative_magnitude_pruning(make(0, tiny), tiny, rounds=1, train_kwargs={**KW, "mask": {}})
 

@@ -111,6 +111,35 @@ def test_lr_milestones_scale_the_learning_rate_from_that_iteration_on(digits):
     assert all(torch.equal(a, b) for a, b in zip(late.state_dict().values(), moving.state_dict().values()))
 
 
+def test_cosine_schedule_anneals_to_zero_and_continues_a_run_from_start_iteration(digits):
+    lrs = [training.scheduled_lr(0.2, t, schedule="cosine", total=10) for t in range(11)]
+    assert lrs[0] == 0.2 and lrs[5] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.0)
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), "cosine decays monotonically, no warm-up"
+    assert training.scheduled_lr(0.2, 7, total=10, milestones=(3, 6)) == pytest.approx(0.002)
+    # one plain-SGD step at iteration 9 of a 10-step cosine run is one step at lr * (1 + cos(0.9 pi)) / 2
+    end, _ = _run_steps(digits, 1, lr=0.2, lr_schedule="cosine", start_iteration=9)
+    same, _ = _run_steps(digits, 1, lr=lrs[9])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(end.state_dict().values(), same.state_dict().values()))
+    # the first k steps of a T-step run take W_k on the run's schedule, not on a k-step cosine of their own
+    first, _ = _run_steps(digits, 2, lr=0.2, lr_schedule="cosine", run_iterations=10)
+    alone, _ = _run_steps(digits, 2, lr=0.2, lr_schedule="cosine")
+    _, full = _run_steps(digits, 10, lr=0.2, lr_schedule="cosine", snapshot_at=[2])
+    assert all(torch.equal(a, full.snapshots[2][n]) for n, a in first.state_dict().items())
+    assert not torch.equal(alone.state_dict()["fc1.weight"], full.snapshots[2]["fc1.weight"])
+    with pytest.raises(ValueError, match="lr_milestones apply only to lr_schedule='step'"):
+        _run_steps(digits, 1, lr_schedule="cosine", lr_milestones=(1,))
+    with pytest.raises(ValueError, match="run_iterations must be at least"):
+        _run_steps(digits, 5, start_iteration=3, run_iterations=6)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _run_steps(digits, 1, lr_schedule="linear")
+
+
+def _run_steps(digits, iterations, **kwargs):
+    net = models.mlp(digits.input_shape, 10, hidden=(32,), seed=0)
+    history = training.train(net, digits, iterations=iterations, batch_size=32, optimizer="sgd", device="cpu", **kwargs)
+    return net, history
+
+
 def test_make_optimizer_is_fused_adam_that_matches_the_unfused_update():
     torch.manual_seed(0)
     weight = torch.nn.Parameter(torch.randn(5, 4))
