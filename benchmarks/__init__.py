@@ -5,6 +5,7 @@ so the tests can run them tiny):
 
 * :mod:`benchmarks.masked_training` — masked vs dense training, and vs ``torch.nn.utils.prune``;
 * :mod:`benchmarks.imp_cost` — wall time of IMP rounds vs the dense trainings they contain;
+* :mod:`benchmarks.train_many` — N networks trained one after another vs together (``train_many``);
 * :mod:`benchmarks.structured_latency` — channel-pruned CNN latency vs its FLOP ratio;
 * :mod:`benchmarks.sparse_linear` — a large linear layer, dense vs CSR, over sparsity;
 * :mod:`benchmarks.notebook_runtime` — seconds to execute each chapter notebook;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -114,6 +116,28 @@ def interleaved_runs(
                 raise ValueError(f"fns[{label!r}] returned a negative time {elapsed!r}")
             times[label].append(elapsed)
     return times
+
+
+def calibrated_count(timed: Callable[[int], float], min_seconds: float, *, start: int = 1, tries: int = 3) -> int:
+    """Return a count (of steps, epochs…) at which ``timed(count)`` — a run that measures itself — takes at least ``min_seconds``.
+
+    Grows ``count`` from ``start`` by the measured shortfall (with 20 % to spare), so a timed unit is
+    long enough that timer resolution and short hiccups of a shared machine do not decide a ratio.
+    Each count is timed ``tries`` times and the fastest run counts: a busy moment of a shared machine
+    would otherwise stop the growth early and leave the units short once the machine is quiet.
+
+    Examples:
+        >>> calibrated_count(lambda n: 0.01 * n, 0.2, start=4)
+        24
+    """
+    check_positive_int("start", start)
+    check_positive_int("tries", tries)
+    if not min_seconds > 0:
+        raise ValueError(f"min_seconds must be > 0, got {min_seconds!r}")
+    count = start
+    while (seconds := min(float(timed(count)) for _ in range(tries))) < min_seconds:
+        count = max(count + 1, math.ceil(count * 1.2 * min_seconds / max(seconds, 1e-9)))
+    return count
 
 
 def cpu_model() -> str:

@@ -20,11 +20,12 @@ import traceback
 import warnings
 
 from . import PAGE_PATH, RESULTS_PATH, SCHEMA_VERSION, load_average, machine_info, read_results, write_results
-from . import imp_cost, masked_training, notebook_runtime, page, setup_time, sparse_linear, structured_latency
+from . import imp_cost, masked_training, notebook_runtime, page, setup_time, sparse_linear, structured_latency, train_many
 
 QUICK = {
     "masked_training": lambda: masked_training.run(("mlp",), epochs=1, warmup=0, repeats=2),
     "imp_cost": lambda: imp_cost.run(rounds=1, iterations=20, eval_every=10, warmup=0, repeats=2),
+    "train_many": lambda: train_many.run(("mlp",), (2,), (1,), min_seconds=0.01, warmup=0, repeats=2),
     "structured_latency": lambda: structured_latency.run(structured_latency.DEFAULT_NETWORKS[:1], batch=16, warmup=1, repeats=3),
     "sparse_linear": lambda: sparse_linear.run(size=256, batches=(1,), warmup=1, repeats=3),
     "notebook_runtime": lambda: notebook_runtime.run(notebook_runtime.chapters_from_toc()[:1]),
@@ -32,6 +33,7 @@ QUICK = {
 FULL = {
     "masked_training": lambda: masked_training.run(),
     "imp_cost": lambda: imp_cost.run(),
+    "train_many": lambda: train_many.run(),
     "structured_latency": lambda: structured_latency.run(),
     "sparse_linear": lambda: sparse_linear.run(),
     "notebook_runtime": lambda: notebook_runtime.run(),

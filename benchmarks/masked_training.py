@@ -22,7 +22,7 @@ from torch import nn
 from lecturelib import data as data_module
 from lecturelib import models, pruning, training
 
-from . import Timer, interleaved_runs, paired_ratio, summary, torch_threads
+from . import Timer, calibrated_count, interleaved_runs, paired_ratio, summary, torch_threads
 
 TARGET_VS_DENSE = 1.10   # masked / dense time per epoch, at most
 TARGET_VS_TORCH = 1.00   # masked / torch.nn.utils.prune time per epoch, at most ("no slower")
@@ -116,7 +116,8 @@ def run(
     model_names: Sequence[str] = ("mlp", "cnn"),
     *,
     sparsity: float = 0.9,
-    epochs: int = 2,
+    epochs: int | None = None,
+    min_seconds: float = 0.2,
     warmup: int = 1,
     repeats: int = 7,
     threads: int | None = 1,
@@ -127,7 +128,9 @@ def run(
     Args:
         model_names: course models to time (``"mlp"``, ``"cnn"``).
         sparsity: fraction of weights the (global magnitude) mask prunes.
-        epochs: epochs per timed training (the time is divided by it).
+        epochs: epochs per timed training (the time is divided by it); default: calibrated so that
+            every model's dense SGD training, the cheapest of the five, takes at least ``min_seconds``
+            (a 2-epoch run, ~50 ms, gave verdicts that flipped from run to run).
         warmup / repeats: untimed and timed interleaved rounds.
         threads: PyTorch threads during the benchmark (``None``: unchanged); 1, as the course's
             experiment runner trains on a CPU, keeps thread scheduling on a shared machine out of the ratios.
@@ -140,15 +143,20 @@ def run(
         met, and ``sqrt_zero_vs_positive`` (see :func:`sqrt_zero_vs_positive`).
     """
     data = data_module.load_dataset("digits", seed=0) if data is None else data
+    nets = {name: build(name, data, seed=0) for name in model_names}
+    masks = {name: pruning.global_magnitude_mask(base, sparsity) for name, base in nets.items()}
+    if epochs is None:
+        with torch_threads(threads):
+            epochs = max(calibrated_count(lambda e: variants(nets[name], masks[name], data, epochs=e)["dense_sgd"](), min_seconds)  # noqa: B023
+                         for name in model_names)
     out = {"settings": {"dataset": data.name, "train_images": len(data.y_train), "batch_size": 64, "optimizer": "adam",
-                        "sparsity": sparsity, "epochs_per_run": epochs, "warmup": warmup, "repeats": repeats,
+                        "sparsity": sparsity, "epochs_per_run": epochs, "min_seconds": min_seconds, "warmup": warmup, "repeats": repeats,
                         "torch_threads": threads or torch.get_num_threads(), "order": "dense, masked, torch_prune, dense_sgd, masked_sgd interleaved",
                         "sgd": {"lr": SGD["lr"], "momentum": SGD["momentum"]}},
            "targets": {"masked_vs_dense": TARGET_VS_DENSE, "masked_vs_torch_prune": TARGET_VS_TORCH},
            "models": {}}
     for name in model_names:
-        base = build(name, data, seed=0)
-        mask = pruning.global_magnitude_mask(base, sparsity)
+        base, mask = nets[name], masks[name]
         with torch_threads(threads):
             times = interleaved_runs(variants(base, mask, data, epochs=epochs), warmup=warmup, repeats=repeats)
         per_epoch = {label: [t / epochs for t in values] for label, values in times.items()}

@@ -14,7 +14,7 @@ from lecturelib.experiments import write_text_atomic
 
 from . import PAGE_PATH
 
-SECTIONS = ("masked_training", "imp_cost", "structured_latency", "sparse_linear", "notebook_runtime")
+SECTIONS = ("masked_training", "imp_cost", "train_many", "structured_latency", "sparse_linear", "notebook_runtime")
 
 
 def verdict(met: bool | None) -> str:
@@ -64,6 +64,13 @@ def summary_rows(results: Mapping) -> list[list[str]]:
     if imp:
         rows.append([f"IMP, {imp['settings']['rounds']} rounds ÷ {imp['settings']['trainings']} dense trainings",
                      f"{imp['ratio']['median']:.2f}", f"≤ {imp['target']:.2f}", verdict(imp["met"])])
+    tm = results.get("train_many")
+    if tm:   # the target case; the section's table has every (model, N, threads)
+        t = tm["target"]
+        for row in tm["rows"]:
+            if (row["model"], row["n"], row["threads"]) == (t["model"], t["n"], t["threads"]):
+                rows.append([f"{row['n']} {row['model'].upper()}s one by one ÷ together (`train_many`), {threads(row['threads'])}",
+                             f"{row['speedup']['median']:.2f}×", f"≥ {t['speedup']:.1f}×", verdict(tm["met"])])
     sl = results.get("structured_latency")
     if sl:
         for net in sl["networks"]:
@@ -153,6 +160,49 @@ def _imp_cost(imp: Mapping) -> list[str]:
                       f"{imp['one_dense_training_seconds']['median']:.3f} s", ratio(imp["ratio"]),
                       ms(imp["extra_seconds_per_round"]["median"]), f"≤ {imp['target']:.2f}: {verdict(imp['met'])}"]]),
             ""]
+
+
+TRAIN_MANY_SNIPPET = """\
+import torch
+
+N, B, n_in, n_out = 6, 60, 64, 300          # 6 networks, a minibatch of 60 each
+W = torch.randn(N, n_out, n_in)              # layer fc1 of every network, stacked
+b = torch.randn(N, n_out)
+x = torch.randn(N, B, n_in)                  # each network's own minibatch
+
+one_by_one = torch.stack([x[i] @ W[i].T + b[i] for i in range(N)])   # N small products
+together = torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))       # one batched product
+assert torch.allclose(one_by_one, together, atol=1e-4)
+"""
+
+
+def _train_many(tm: Mapping) -> list[str]:
+    s, t = tm["settings"], tm["target"]
+    lines = ["## Training many networks at once", "",
+             "The lottery-ticket chapters train many small networks of one architecture — seeds, random re-initialisations, "
+             "the two copies of a stability test. One such network leaves a CPU core mostly waiting on Python and on launching "
+             "small kernels. Stacking the weights of N networks into one tensor of shape `(N, out, in)` turns N small "
+             "matrix products into one batched product, which PyTorch computes in one call:", "",
+             "```python", *TRAIN_MANY_SNIPPET.rstrip("\n").splitlines(), "```", "",
+             "The backward pass gives each network the gradient of its own loss (the losses are summed, and no weight is "
+             "shared), and Adam or SGD update every weight on its own, so one optimiser over the stacked tensors takes N "
+             "independent steps; a mask is stacked the same way. `lecturelib.training.train_many(models, data, masks=…, "
+             "data_seeds=…)` does this for the course's networks (a convolution becomes one grouped convolution) and ends "
+             "where N calls of `train` end, to float rounding. The experiment runner uses it for the random "
+             "re-initialisations of every seed and pruning level (one call) and for the two copies of each stability "
+             "test. Below, N masked networks "
+             f"({percent(s['sparsity'])} global magnitude sparsity; {s['optimizer']}, learning rate {s['lr']}, batch "
+             f"{s['batch_size']}, {s['dataset']}) trained one after another with `train` are timed against the same N in "
+             f"one `train_many`, in {s['repeats']} interleaved rounds after {s['warmup']} warm-up. The step count is set "
+             f"so that one `train_many` takes at least {s['min_seconds']} s. Speed-up = one by one ÷ together, the median "
+             "of the per-round ratios.", ""]
+    rows = [[row["model"], str(row["n"]), str(row["threads"]), str(row["iterations"]),
+             f"{row['sequential_seconds']['median']:.2f} s", f"{row['together_seconds']['median']:.2f} s", ratio(row["speedup"])]
+            for row in tm["rows"]]
+    lines += _table(["model", "N", "threads", "steps", "one by one", "together", "speed-up"], rows)
+    lines += ["", f"Target: at least {t['speedup']:.1f}× for {t['n']} {t['model'].upper()}s on {threads(t['threads'])}: "
+              f"{verdict(tm['met'])}.", ""]
+    return lines
 
 
 def _structured(sl: Mapping) -> list[str]:
@@ -269,7 +319,7 @@ def render_page(results: Mapping) -> str:
     rows = summary_rows(results)
     if rows:
         lines += ["## Overview", "", *_table(["figure", "measured", "target", "verdict"], rows), ""]
-    renderers = {"masked_training": _masked_training, "imp_cost": _imp_cost, "structured_latency": _structured,
+    renderers = {"masked_training": _masked_training, "imp_cost": _imp_cost, "train_many": _train_many, "structured_latency": _structured,
                  "sparse_linear": _sparse, "notebook_runtime": _notebooks}
     missing = []
     for key in SECTIONS:

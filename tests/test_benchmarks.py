@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import benchmarks
-from benchmarks import imp_cost, masked_training, notebook_runtime, page, setup_time, sparse_linear, structured_latency
+from benchmarks import imp_cost, masked_training, notebook_runtime, page, setup_time, sparse_linear, structured_latency, train_many
 from lecturelib import data as data_module
 
 
@@ -216,6 +216,7 @@ def _results() -> dict:
                          "csr": [{"sparsity": 0.5, "csr_latency_seconds": secs(0.01), "csr_vs_dense": ratio(3.3), "speedup": 0.3},
                                  {"sparsity": 0.99, "csr_latency_seconds": secs(0.0005), "csr_vs_dense": ratio(0.16), "speedup": 6.25}],
                          "break_even_sparsity": 0.913, "speedup_at_max_sparsity": 6.25, "max_sparsity": 0.99}]},
+        "train_many": _train_many_section(),
         "notebook_runtime": notebook_runtime.summarise([
             {"notebook": "01_weighted_sum", "status": "ok", "seconds": 12.5, "error": None},
             {"notebook": "02_gains_and_costs", "status": "error", "seconds": 3.0, "error": "CellExecutionError: x | y"},
@@ -371,3 +372,70 @@ def test_chapter_7_channel_pruning_agrees_with_the_benchmark():
                                                  f"not in (1, {bench_flops:.2f})")
     low, high = sorted(chapter)
     assert bench[low][1] < bench[high][1], "benchmark: more channels removed must be faster"
+
+
+# --- training many networks at once, and the calibrated length of a timed unit ----------------------
+
+def test_calibrated_count_grows_until_the_unit_is_long_enough():
+    calls = []
+    count = benchmarks.calibrated_count(lambda n: calls.append(n) or 0.001 * n, 0.05, start=2)
+    assert 0.001 * count >= 0.05 and calls[-1] == count and calls == sorted(calls)
+    assert benchmarks.calibrated_count(lambda n: 1.0, 0.2, start=7) == 7            # already long enough
+    with pytest.raises(ValueError, match="min_seconds"):
+        benchmarks.calibrated_count(lambda n: 1.0, 0.0)
+
+
+def test_train_many_record(tiny_digits, monkeypatch):
+    monkeypatch.setattr(train_many, "TARGET_CASE", ("mlp", 2, 1))
+    r = train_many.run(("mlp",), (2,), (1,), min_seconds=0.01, warmup=0, repeats=2, data=tiny_digits)
+    (row,) = r["rows"]
+    assert (row["model"], row["n"], row["threads"]) == ("mlp", 2, 1) and row["iterations"] >= 50
+    assert row["speedup"]["median"] == pytest.approx(
+        benchmarks.paired_ratio(row["raw_seconds"]["sequential"], row["raw_seconds"]["together"])["median"])
+    assert r["met"] == (row["speedup"]["median"] >= train_many.TARGET)
+    json.dumps(r)
+
+
+def test_train_many_target_is_not_decided_without_its_case(tiny_digits):
+    r = train_many.run(("mlp",), (2,), (1,), min_seconds=0.01, warmup=0, repeats=1, data=tiny_digits)
+    assert r["met"] is None
+
+
+def test_both_sides_of_the_train_many_benchmark_start_from_the_same_networks(tiny_digits):
+    nets, masks = train_many.networks("mlp", tiny_digits, 2)
+    before = [{k: v.clone() for k, v in net.state_dict().items()} for net in nets]
+    fns = train_many.variants(nets, masks, tiny_digits, iterations=3)
+    assert fns["sequential"]() > 0 and fns["together"]() > 0
+    for net, state in zip(nets, before):      # each round trains copies: every round starts from the same weights
+        assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+
+
+def test_masked_training_calibrates_its_epochs(tiny_digits):
+    r = masked_training.run(("mlp",), sparsity=0.5, min_seconds=0.02, warmup=0, repeats=1, data=tiny_digits)
+    epochs = r["settings"]["epochs_per_run"]
+    assert epochs >= 1 and r["settings"]["min_seconds"] == 0.02
+    assert sum(r["models"]["mlp"]["raw_seconds_per_epoch"]["dense_sgd"]) * epochs > 0
+
+
+def _train_many_section(met: bool | None = True) -> dict:
+    secs = lambda m: {"median": m, "q1": m, "q3": m, "iqr": 0.0, "n": 5}  # noqa: E731
+    rows = [{"model": model, "n": n, "threads": t, "iterations": 400, "sequential_seconds": secs(1.2),
+             "together_seconds": secs(0.4), "speedup": {**secs(s), "q1": s - 0.1, "q3": s + 0.1, "ratio_of_medians": s}}
+            for model, n, t, s in (("mlp", 6, 2, 3.04), ("mlp", 6, 1, 1.8), ("cnn", 6, 2, 1.1))]
+    return {"settings": {"dataset": "digits", "train_images": 1527, "batch_size": 60, "optimizer": "adam", "lr": 1.2e-3,
+                         "sparsity": 0.8, "min_seconds": 0.2, "warmup": 1, "repeats": 5, "order": "interleaved"},
+            "target": {"model": "mlp", "n": 6, "threads": 2, "speedup": 2.5}, "met": met, "rows": rows}
+
+
+def test_page_shows_the_train_many_speedups_the_target_and_the_trick():
+    text = page.render_page({"train_many": _train_many_section(True)})
+    assert "## Training many networks at once" in text
+    assert "| 6 MLPs one by one ÷ together (`train_many`), 2 PyTorch threads | 3.04× | ≥ 2.5× | met |" in text
+    assert "| cnn | 6 | 2 | 400 | 1.20 s | 0.40 s | 1.10 (IQR 1.00–1.20) |" in text and "6 CNNs one by one" not in text
+    assert "| mlp | 6 | 1 | 400 | 1.20 s | 0.40 s | 1.80 (IQR 1.70–1.90) |" in text
+    assert page.TRAIN_MANY_SNIPPET.strip() in text and "torch.baddbmm" in text
+    assert "**missed**" in page.render_page({"train_many": _train_many_section(False)})
+
+
+def test_the_pages_train_many_snippet_runs_and_its_products_agree():
+    exec(compile(page.TRAIN_MANY_SNIPPET, "snippet", "exec"), {})     # it asserts one_by_one ≈ together itself
