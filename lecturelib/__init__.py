@@ -3,4 +3,4 @@
 Import the concept modules you need, e.g. ``from lecturelib import data, models, training, pruning``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"   # the bootstrap cell of every notebook installs the tag v<this> (tests/test_colab.py)

@@ -26,8 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO / "_build" / "screenshots"
 # Chapters whose widgets (or slider-shaped results) have a kernel-free twin in the rendered page.
-TWIN_CHAPTERS = ["01_weighted_sum", "03_weight_distributions", "04_pruning_vs_dropout", "06_ratio_curves",
-                 "09_lottery_ticket", "10_rewinding_stability"]
+TWIN_CHAPTERS = ["01_weighted_sum", "03_weight_distributions", "04_pruning_vs_dropout", "06_ratio_curves"]
 PAGE_BUDGET_BYTES = 3_000_000
 
 

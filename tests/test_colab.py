@@ -12,14 +12,20 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from conftest import CHAPTERS, existing_chapters, notebook_path, repository_url
+from conftest import CHAPTERS, REPO, existing_chapters, notebook_path, repository_url
 
 BOOTSTRAP = """\
 # Colab bootstrap: installs lecturelib only when this notebook runs in Google Colab.
 import sys
 if "google.colab" in sys.modules:
-    %pip install -q "lecturelib @ git+{url}"
+    %pip install -q "lecturelib @ git+{url}@v{version}"
 """
+
+
+def library_version() -> str:
+    """``lecturelib.__version__``, the one place the version is written (read without importing lecturelib)."""
+    source = (REPO / "lecturelib" / "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1)
 
 
 def _first_code_cell(nb: nbformat.NotebookNode):
@@ -62,13 +68,16 @@ def test_bootstrap_template_uses_config_url():
 def test_first_cell_is_colab_bootstrap(chapter):
     first = _first_code_cell(_chapter(chapter))
     assert first is not None, f"{chapter}: no code cell"
-    expected = BOOTSTRAP.format(url=repository_url())
+    expected = BOOTSTRAP.format(url=repository_url(), version=library_version())
     assert first.source.strip() == expected.strip(), (
         f"{chapter}: first cell is not the Colab bootstrap.\nexpected:\n{expected}\ngot:\n{first.source}"
     )
     assert "remove-cell" in first.metadata.get("tags", []), f"{chapter}: the bootstrap must be tagged remove-cell (Colab only, not the book)"
-    urls = re.findall(r"git\+(\S+?)\"", first.source)
+    urls = re.findall(r"git\+(\S+?)@v[^\"]+\"", first.source)
     assert urls == [repository_url()], f"{chapter}: bootstrap installs from {urls}, _config.yml says {repository_url()}"
+    assert f"@v{library_version()}\"" in first.source, (
+        f"{chapter}: the bootstrap must install the tag of this book's lecturelib, v{library_version()} "
+        f"(lecturelib/__init__.py); edit the first cell of every notebook when the version changes")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -77,7 +86,7 @@ def test_bootstrap_installs_only_in_colab(chapter):
     assert _run_bootstrap(source, in_colab=False) == [], f"{chapter}: the bootstrap runs a magic outside Colab"
     calls = _run_bootstrap(source, in_colab=True)
     assert [name for name, _ in calls] == ["pip"], f"{chapter}: in Colab the bootstrap ran {calls}"
-    assert f'"lecturelib @ git+{repository_url()}"' in calls[0][1]
+    assert f'"lecturelib @ git+{repository_url()}@v{library_version()}"' in calls[0][1]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -110,5 +119,6 @@ def test_parameters_cell(chapter):
             else:
                 assert isinstance(target, ast.Name), f"{chapter}: parameters must be plain names: {ast.unparse(node)!r}"
                 values[target.id] = value
-    assert values.get("DATASET") == "digits", f"{chapter}: DATASET should default to 'digits', got {values.get('DATASET')!r}"
+    assert values.get("DATASET") in ("digits", "mnist1d"), (
+        f"{chapter}: DATASET should default to an offline data set ('digits' or 'mnist1d'), got {values.get('DATASET')!r}")
     assert isinstance(values.get("SEED"), int), f"{chapter}: SEED (an int) missing from the parameters cell"
