@@ -13,7 +13,7 @@ from bs4 import BeautifulSoup
 
 from conftest import BOOK_PAGES, CHAPTERS, REPO, colab_url, load_config, notebook_path
 
-BIB_KEYS = {
+BIB_KEYS = {"lee2019snip", "greydanus2020scaling",
     "han2015learning", "frankle2019lottery", "frankle2020linear", "frankle2019stabilizing",
     "liu2019rethinking", "srivastava2014dropout", "blalock2020state", "renda2020comparing",
     "li2017pruning", "lecun1990optimal", "gal2016dropout", "hoefler2021sparsity", "zhu2017prune",
