@@ -3,9 +3,14 @@
 that something is.
 
 Every ``check_*`` prints one line when all cases pass (and returns ``None``), and raises
-:class:`CheckFailed` with an explanation otherwise (:class:`NotAttempted` for a function that still
-raises ``NotImplementedError``, the student edition's stub). Each also records its outcome, so that
-the grader (:mod:`lecturelib.grading`) learns it even when a notebook catches the exception.
+:class:`CheckFailed` with an explanation otherwise. A function that still raises
+``NotImplementedError`` (the student edition's stub) is *not attempted*: the check prints one line
+saying so and returns, so that a student edition runs top to bottom. Each check also records its
+outcome, so that the grader (:mod:`lecturelib.grading`) learns it even when a notebook catches the exception.
+
+A chapter never dead-ends on a skipped exercise: later cells call the student's function through
+:func:`use_or_fallback`, which falls back to lecturelib's reference implementation with a one-line
+note. Predict-then-run questions are checked by :func:`check_prediction`.
 """
 
 from __future__ import annotations
@@ -31,14 +36,18 @@ GRADER_MARK = "lecturelib-grader-outcomes:"
 
 
 def _recorded(check: Callable) -> Callable:
-    """Wrap a ``check_*`` so that it appends ``{"check", "status", "message"}`` to the outcomes, then returns or raises as before."""
+    """Wrap a ``check_*`` so that it appends ``{"check", "status", "message"}`` to the outcomes, then returns or raises as before
+    — except :class:`NotAttempted`, which it prints as one line and does not raise."""
     @functools.wraps(check)
     def recorded(*args, **kwargs) -> None:
         try:
             check(*args, **kwargs)
+        except NotAttempted as skipped:   # the stub: say so, and let the rest of the chapter run
+            _OUTCOMES.append({"check": check.__name__, "status": "not attempted", "message": str(skipped)})
+            print(f"○ not attempted: {skipped}")
+            return None
         except CheckFailed as failure:
-            status = "not attempted" if isinstance(failure, NotAttempted) else "failed"
-            _OUTCOMES.append({"check": check.__name__, "status": status, "message": str(failure)})
+            _OUTCOMES.append({"check": check.__name__, "status": "failed", "message": str(failure)})
             raise
         _OUTCOMES.append({"check": check.__name__, "status": "passed", "message": ""})
 
@@ -72,6 +81,72 @@ def _expect_tensor(result, expected_shape, name: str, case: str) -> None:
         raise CheckFailed(f"{name} should return a torch.Tensor, got {type(result).__name__} — on the case {case}.")
     if tuple(result.shape) != tuple(expected_shape):
         raise CheckFailed(f"{name} returned shape {tuple(result.shape)}, expected {tuple(expected_shape)} — on the case {case}.")
+
+
+# --- Skipped exercises and predictions (every chapter) ---
+
+def use_or_fallback(student: Callable, reference: Callable) -> Callable:
+    """Return a callable that runs ``student``, or ``reference`` while ``student`` raises ``NotImplementedError``.
+
+    Later cells of a chapter call the student's function through it, so a student who skipped the
+    exercise (the student edition's stub) still runs the rest of the chapter, on lecturelib's
+    reference implementation; the first fallback prints one line saying so. ``student`` may be a
+    class (the call constructs it, and a stubbed ``__init__`` raises). A student's function that
+    runs is used as it is, right or wrong: its check says whether it is right.
+
+    Example:
+        >>> def mine(x):
+        ...     raise NotImplementedError
+        >>> size = use_or_fallback(mine, abs)
+        >>> size(-3)
+        ⓘ mine is not implemented yet: this chapter uses lecturelib's abs instead.
+        3
+        >>> size(-4)   # the note is printed once
+        4
+    """
+    if not callable(student) or not callable(reference):
+        bad = "student" if not callable(student) else "reference"
+        raise TypeError(f"{bad} must be a function or class, got {(student if bad == 'student' else reference)!r}")
+    noted = False
+
+    @functools.wraps(student)
+    def chosen(*args, **kwargs):
+        nonlocal noted
+        try:
+            return student(*args, **kwargs)
+        except NotImplementedError:
+            if not noted:
+                noted = True
+                where = getattr(reference, "__module__", "") or ""
+                name = getattr(reference, "__qualname__", repr(reference))
+                full = f"{where}.{name}" if where.startswith("lecturelib") else name
+                print(f"ⓘ {getattr(student, '__name__', 'your function')} is not implemented yet: "
+                      f"this chapter uses lecturelib's {full} instead.")
+            return reference(*args, **kwargs)
+
+    return chosen
+
+
+@_recorded
+def check_prediction(prediction: float | None, measured: float, *, tolerance: float, what: str) -> None:
+    """Check a predict-then-run answer: ``prediction`` (the student's number, ``None`` until written) within
+    ``tolerance`` (absolute, same unit) of ``measured`` (what the cell just computed); ``what`` names the quantity.
+
+    The notebook's pattern: a plain cell ``prediction = None  # your number``, a collapsed solution cell
+    (tagged ``solution``) that sets it, then the cell that runs the experiment and calls this check;
+    the student edition drops the solution cell, so the check reports *not attempted*.
+    """
+    if prediction is None:
+        raise NotAttempted(f"no prediction yet for {what}: replace None by your number, then run the cell.")
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float)) or prediction != prediction:
+        raise CheckFailed(f"{what}: the prediction should be a number, got {prediction!r} of type {type(prediction).__name__}.")
+    off = float(prediction) - float(measured)
+    if abs(off) > tolerance:
+        hint = (" — that is a percentage; give a fraction between 0 and 1" if 1 < abs(prediction) <= 100
+                and abs(prediction / 100 - measured) <= tolerance else "")
+        raise CheckFailed(f"{what}: you predicted {prediction:.4g}, the run gave {measured:.4g} — off by {off:+.3g}, "
+                          f"more than the tolerance ±{tolerance:g}{hint}. Read the explanation, then see where your reasoning differs.")
+    print(f"✓ {what}: you predicted {prediction:.4g}, the run gave {measured:.4g} (within ±{tolerance:g}).")
 
 
 @_recorded
