@@ -13,7 +13,7 @@ import copy
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -130,169 +130,238 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return loss_sum / len(y), correct / len(y)
 
 
-def train(
-    model: nn.Module,
-    data: Dataset,
-    *,
-    iterations: int | None = None,
-    epochs: int | None = None,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    lr_schedule: str = "step",
-    lr_milestones: Iterable[int] = (),
-    lr_gamma: float = 0.1,
-    start_iteration: int = 0,
-    run_iterations: int | None = None,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    l1: float = 0.0,
-    mask: dict[str, torch.Tensor] | None = None,
-    data_seed: int = 0,
-    eval_every: int | None = None,
-    snapshot_at: Iterable[int] = (),
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> History:
+@dataclass(frozen=True)
+class TrainSettings:
+    """How :func:`train` and :func:`train_many` train: every setting but the mask and the data order.
+
+    A frozen dataclass, checked when it is made (a bad value raises there, naming the setting).
+    ``train(model, data, settings, lr=…)`` takes one and/or the same names as keywords; an
+    experiment's config can inherit from it.
+
+    Attributes:
+        iterations / epochs: how long to train — give exactly one (an epoch is
+            ``ceil(len(train) / batch_size)`` steps).
+        batch_size: examples per step.
+        optimizer, lr, momentum, weight_decay: ``"adam"`` or ``"sgd"`` (with ``momentum``) at learning
+            rate ``lr`` (:func:`make_optimizer`); ``weight_decay`` is the L2 penalty
+            ``weight_decay / 2 * ||w||²`` implemented by the optimiser.
+        l1: coefficient of an L1 penalty ``l1 * Σ|w|`` on the weights (parameters named ``*.weight``).
+        lr_schedule, lr_milestones, lr_gamma: ``"step"`` — the learning rate is multiplied by
+            ``lr_gamma`` from each milestone iteration on (``torch.optim.lr_scheduler.MultiStepLR``) —
+            or ``"cosine"``: ``lr * (1 + cos(pi * t / T)) / 2`` at iteration ``t`` of a ``T``-step run,
+            from ``lr`` down to 0 at the end, no warm-up (:func:`lr_scheduler`).
+        start_iteration, run_iterations: where on the schedule of a ``run_iterations``-step run a
+            call begins (defaults 0 and ``start_iteration + iterations``: the call is the whole run).
+            To continue a ``T``-step run from rewound weights ``W_k``, train ``iterations=T - k`` with
+            ``start_iteration=k``; to take ``W_k`` from the first ``k`` steps of a ``T``-step run,
+            train ``iterations=k`` with ``run_iterations=T``. Milestones are iterations of the whole
+            run; ``History`` iterations, ``eval_every`` and ``snapshot_at`` count the call's steps.
+        eval_every: evaluate every this many steps (and at the end); default: once per epoch.
+        snapshot_at: iterations ``k`` at which to keep a copy of the weights (``0`` = before training).
+        device: where to train; ``None`` or ``"auto"``: :func:`default_device` (CUDA, then MPS, then
+            the CPU). The model is moved back to the device it came from when training ends, so
+            inputs on that device (a notebook's CPU tensors) work with it after a GPU run.
+        progress: show a ``tqdm`` progress bar.
+    """
+
+    iterations: int | None = None
+    epochs: int | None = None
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    lr_schedule: str = "step"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    start_iteration: int = 0
+    run_iterations: int | None = None
+    eval_every: int | None = None
+    snapshot_at: tuple[int, ...] = ()
+    device: torch.device | str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_training_settings(self)
+
+
+def check_training_settings(settings: TrainSettings) -> None:
+    """Check every field of ``settings`` and normalise it in place (counts to ``int``, iterables to sorted tuples).
+
+    Raises:
+        TypeError / ValueError: a setting of the wrong type or value, named with its value.
+    """
+    def put(name, value):
+        object.__setattr__(settings, name, value)
+
+    if settings.iterations is not None and settings.epochs is not None:
+        raise ValueError(f"give exactly one of iterations or epochs, got iterations={settings.iterations!r}, epochs={settings.epochs!r}")
+    for name in ("iterations", "epochs", "run_iterations", "eval_every"):
+        if getattr(settings, name) is not None:
+            put(name, check_positive_int(name, getattr(settings, name)))
+    put("batch_size", check_positive_int("batch_size", settings.batch_size))
+    put("start_iteration", check_positive_int("start_iteration", settings.start_iteration, allow_zero=True))
+    check_choice("optimizer", settings.optimizer, OPTIMIZERS)
+    for name in ("lr", "momentum", "weight_decay", "l1", "lr_gamma"):
+        put(name, check_number(name, getattr(settings, name)))
+        if getattr(settings, name) < 0 or (name == "lr" and settings.lr == 0):
+            raise ValueError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(settings, name)!r}")
+    if not 0 < settings.lr_gamma <= 1:
+        raise ValueError(f"lr_gamma must be in (0, 1], got {settings.lr_gamma!r}")
+    check_choice("lr_schedule", settings.lr_schedule, LR_SCHEDULES)
+    put("lr_milestones", tuple(sorted(check_positive_int("lr_milestones", m) for m in settings.lr_milestones)))
+    if settings.lr_schedule == "cosine" and settings.lr_milestones:
+        raise ValueError(f"lr_milestones apply only to lr_schedule='step', got lr_schedule='cosine' with "
+                         f"lr_milestones={list(settings.lr_milestones)!r}")
+    put("snapshot_at", tuple(sorted({check_positive_int("snapshot_at", k, allow_zero=True) for k in settings.snapshot_at})))
+
+
+def train_settings(settings: TrainSettings | None = None, **overrides) -> TrainSettings:
+    """Return ``settings`` (default ``TrainSettings()``) with ``overrides`` applied, as a plain :class:`TrainSettings`.
+
+    ``settings`` may be any instance of a subclass (an experiment's config); only the training fields are kept.
+
+    Raises:
+        TypeError: ``settings`` is not a ``TrainSettings``, or an override names no training setting.
+    """
+    if settings is not None and not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a TrainSettings or None, got {type(settings).__name__}")
+    names = [f.name for f in fields(TrainSettings)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise TypeError(f"unknown training setting {', '.join(map(repr, unknown))}; the settings are: {', '.join(names)}")
+    return TrainSettings(**{**({} if settings is None else {name: getattr(settings, name) for name in names}), **overrides})
+
+
+class _Plan(NamedTuple):
+    """The step counts of one training call, resolved against its data."""
+
+    total: int         # optimiser steps of this call
+    eval_every: int
+    run_total: int     # steps of the whole run this call is part of (the schedule's length)
+
+
+def _plan(settings: TrainSettings, data: Dataset) -> _Plan:
+    steps_per_epoch = -(-len(data.y_train) // settings.batch_size)
+    if settings.iterations is None and settings.epochs is None:
+        raise ValueError("give exactly one of iterations or epochs, got iterations=None, epochs=None")
+    total = settings.iterations if settings.iterations is not None else settings.epochs * steps_per_epoch
+    late = [k for k in settings.snapshot_at if k > total]
+    if late:
+        raise ValueError(f"snapshot_at must lie in [0, {total}] (0 = before training, {total} = the end), got {late}")
+    run_total = settings.start_iteration + total if settings.run_iterations is None else settings.run_iterations
+    if run_total < settings.start_iteration + total:
+        raise ValueError(f"run_iterations must be at least start_iteration + the steps of this call = "
+                         f"{settings.start_iteration + total}, got {settings.run_iterations!r}")
+    return _Plan(total, settings.eval_every or steps_per_epoch, run_total)
+
+
+def train(model: nn.Module, data: Dataset, settings: TrainSettings | None = None, *,
+          mask: dict[str, torch.Tensor] | None = None, data_seed: int = 0, **overrides) -> History:
     """Train ``model`` in place with minibatch SGD or Adam on ``data``; return its :class:`History`.
 
     Args:
         model: the network; its current weights are the starting point.
         data: a :class:`~lecturelib.data.Dataset`.
-        iterations / epochs: how long to train — give exactly one (an epoch is
-            ``ceil(len(train) / batch_size)`` steps).
-        batch_size: examples per step.
-        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
-        lr, momentum, weight_decay: optimiser settings; ``weight_decay`` is the L2 penalty
-            ``weight_decay / 2 * ||w||²`` implemented by the optimiser.
-        lr_schedule: ``"step"`` (``lr_milestones``, ``lr_gamma``) or ``"cosine"`` (from ``lr`` down to 0
-            at the end of the run, no warm-up); see :func:`scheduled_lr`.
-        lr_milestones, lr_gamma: the step schedule, as ``torch.optim.lr_scheduler.MultiStepLR``: the
-            learning rate is multiplied by ``lr_gamma`` from each of these iterations on.
-        start_iteration, run_iterations: where on the schedule of a ``run_iterations``-step run
-            this call begins (defaults 0 and ``start_iteration + iterations``: this call is the whole
-            run). To continue a ``T``-step run from rewound weights ``W_k``, train ``iterations=T - k``
-            with ``start_iteration=k``; to take ``W_k`` from the first ``k`` steps of a ``T``-step run,
-            train ``iterations=k`` with ``run_iterations=T``. Milestones are iterations of the whole
-            run; the cosine reaches 0 at its end. ``History`` iterations, ``eval_every`` and
-            ``snapshot_at`` count this call's steps.
-        l1: coefficient of an L1 penalty ``l1 * Σ|w|`` on the weights (parameters named ``*.weight``).
-        mask: ``{parameter name: bool tensor}``; those weights are held at exactly 0.
+        settings, **overrides: a :class:`TrainSettings` and/or its fields as keywords
+            (``train(net, data, iterations=200, lr=1e-2)``); the keywords win.
+        mask: ``{parameter name: bool tensor}``; those weights start at 0, receive no gradient and
+            are re-zeroed after each optimiser step, so momentum, Adam's moments and weight decay
+            cannot revive them.
         data_seed: seed of the order of the minibatches (the SGD noise *u*: the same model
             trained with two data seeds follows two different paths).
-        eval_every: evaluate every this many steps (and at the end); default: once per epoch.
-        snapshot_at: iterations ``k`` at which to keep a copy of the weights (``0`` = before training).
-        device: where to train; default :func:`default_device` (CUDA, then MPS, then the CPU). The
-            model is moved back to the device it came from when training ends, so inputs on that
-            device (a notebook's CPU tensors) work with it after a GPU run.
-        progress: show a ``tqdm`` progress bar.
 
     Raises:
-        ValueError / TypeError: a bad setting, named with its value (``lr`` NaN or <= 0, ``snapshot_at``
-            outside ``[0, iterations]``, …), before any step.
+        ValueError / TypeError: a bad setting or mask, named with its value (``lr`` NaN or <= 0,
+            ``snapshot_at`` outside ``[0, iterations]``, …), before any step.
         FloatingPointError: the loss became NaN or infinite — training diverged; lower ``lr``.
     """
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    steps_per_epoch, batch_size, total, eval_every, snapshot_at, lr, lr_milestones, start_iteration, run_total = _check_schedule(
-        data, iterations=iterations, epochs=epochs, batch_size=batch_size, eval_every=eval_every, snapshot_at=snapshot_at,
-        lr=lr, lr_schedule=lr_schedule, lr_milestones=lr_milestones, lr_gamma=lr_gamma, start_iteration=start_iteration,
-        run_iterations=run_iterations)
-    device = torch.device(device) if device is not None else default_device()
-
+    settings = train_settings(settings, **overrides)
+    plan = _plan(settings, data)
+    data_seed = check_positive_int("data_seed", data_seed, allow_zero=True)
+    device = _device(settings)
     home = next(model.parameters()).device   # handed back there: a notebook's CPU tensors keep working on a GPU machine
     model.to(device)
     pruned, keeps = _prepare_mask(model, mask, device)
-    _zero_pruned(pruned, keeps)
-    opt = make_optimizer(model.parameters(), optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    batches = _minibatch_order(len(y_train), batch_size, total, data_seed)
-    history = History()
-    running, count = 0.0, 0
+    batches = _minibatch_order(len(data.y_train), settings.batch_size, plan.total, data_seed)
 
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+
+    def loss_of_step() -> torch.Tensor:   # shape (1,): the loop below trains N networks, here one
+        batch = next(batches).to(device)
+        return nn.functional.cross_entropy(model(x_train[batch]), y_train[batch]).view(1)
+
+    try:
+        return _fit([model], dict(model.named_parameters()), loss_of_step, pruned, keeps, data, settings, plan)[0]
+    finally:
+        model.eval()
+        model.to(home)
+
+
+def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_step: Callable[[], torch.Tensor],
+         pruned: list[torch.Tensor], keeps: list[torch.Tensor], data: Dataset, settings: TrainSettings, plan: _Plan) -> list[History]:
+    """The training loop of :func:`train` and :func:`train_many`: ``plan.total`` optimiser steps over ``params``.
+
+    ``losses_of_step()`` returns the loss of each of the ``N`` networks on its next minibatch, shape
+    ``(N,)``; their sum is minimised (each network's gradient is that of its own loss). Pruned
+    parameters (``pruned[i] * keeps[i]``) are held at exactly 0. Returns one :class:`History` per model.
+    """
+    n = len(models)
+    _zero_pruned(pruned, keeps)
+    opt = make_optimizer(params.values(), settings.optimizer, lr=settings.lr, momentum=settings.momentum,
+                         weight_decay=settings.weight_decay)
+    schedule = lr_scheduler(opt, settings, plan.run_total)
+    weights = [param for name, param in params.items() if name.endswith("weight")]
+    histories = [History() for _ in models]
+    running, count = [0.0] * n, 0
     bar = None
-    if progress:
+    if settings.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="training", leave=False)
-    model.train()
-    for step in range(total):
-        for group in opt.param_groups:
-            group["lr"] = scheduled_lr(lr, start_iteration + step, schedule=lr_schedule, total=run_total,
-                                       milestones=lr_milestones, gamma=lr_gamma)
-        if step in snapshot_at:
-            history.snapshots[step] = _copy_state(model)
-        batch = next(batches).to(device)
-        loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training diverged: the loss is {value} at iteration {start_iteration + step + 1} "
-                                     f"with lr={lr!r} ({optimizer}); lower lr")
-        running, count = running + value, count + 1
-        if l1:
-            loss = loss + l1 * sum(w.abs().sum() for w in weights)
+        bar = tqdm(total=plan.total, desc="training" if n == 1 else f"training {n} networks", leave=False)
+    for model in models:
+        model.train()
+    for step in range(plan.total):
+        if step in settings.snapshot_at:
+            for model, history in zip(models, histories):
+                history.snapshots[step] = _copy_state(model)
+        losses = losses_of_step()
+        for i, value in enumerate(losses.tolist()):
+            if not math.isfinite(value):
+                who = "the" if n == 1 else f"network {i}'s"
+                raise FloatingPointError(f"training diverged: {who} loss is {value} at "
+                                         f"iteration {settings.start_iteration + step + 1} with lr={settings.lr!r} "
+                                         f"({settings.optimizer}); lower lr")
+            running[i] += value
+        count += 1
+        loss = losses.sum()
+        if settings.l1:
+            loss = loss + settings.l1 * sum(w.abs().sum() for w in weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if pruned:  # no gradient into pruned weights, and re-zero them after the step (momentum, decay)
             torch._foreach_mul_([param.grad for param in pruned], keeps)
         opt.step()
+        schedule.step()
         _zero_pruned(pruned, keeps)
         if bar is not None:
             bar.update()
-        notify_steps(1)
-        if (step + 1) % eval_every == 0 or step + 1 == total:
-            _record(history, model, data, step + 1, running / count)
-            running, count = 0.0, 0
-    if total in snapshot_at:
-        history.snapshots[total] = _copy_state(model)
+        notify_steps(n)
+        if (step + 1) % plan.eval_every == 0 or step + 1 == plan.total:
+            for i, (model, history) in enumerate(zip(models, histories)):
+                _record(history, model, data, step + 1, running[i] / count)
+            running, count = [0.0] * n, 0
+    if plan.total in settings.snapshot_at:
+        for model, history in zip(models, histories):
+            history.snapshots[plan.total] = _copy_state(model)
     if bar is not None:
         bar.close()
-    model.eval()
-    model.to(home)
-    return history
+    return histories
 
 
-class _Schedule(NamedTuple):
-    """A training call's checked settings, as :func:`_check_schedule` returns them."""
-
-    steps_per_epoch: int
-    batch_size: int
-    total: int                 # optimiser steps of this call
-    eval_every: int
-    snapshot_at: set[int]
-    lr: float
-    lr_milestones: list[int]
-    start_iteration: int
-    run_total: int             # steps of the whole run this call is part of
-
-
-def _check_schedule(data: Dataset, *, iterations, epochs, batch_size, eval_every, snapshot_at, lr, lr_schedule,
-                    lr_milestones, lr_gamma, start_iteration, run_iterations) -> _Schedule:
-    """Check the step counts and learning-rate settings of :func:`train` / :func:`train_many` and return them resolved."""
-    batch_size = check_positive_int("batch_size", batch_size)
-    steps_per_epoch = -(-len(data.y_train) // batch_size)
-    if (iterations is None) == (epochs is None):
-        raise ValueError(f"give exactly one of iterations or epochs, got iterations={iterations!r}, epochs={epochs!r}")
-    total = check_positive_int("iterations", iterations) if iterations is not None else check_positive_int("epochs", epochs) * steps_per_epoch
-    eval_every = steps_per_epoch if eval_every is None else check_positive_int("eval_every", eval_every)
-    snapshot_at = {check_positive_int("snapshot_at", k, allow_zero=True) for k in snapshot_at}
-    if any(k > total for k in snapshot_at):
-        raise ValueError(f"snapshot_at must lie in [0, {total}] (0 = before training, {total} = the end), "
-                         f"got {sorted(k for k in snapshot_at if k > total)}")
-    lr = check_number("lr", lr)
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
-    lr_milestones = sorted(check_positive_int("lr_milestones", m) for m in lr_milestones)
-    if lr_schedule == "cosine" and lr_milestones:
-        raise ValueError(f"lr_milestones apply only to lr_schedule='step', got lr_schedule='cosine' with lr_milestones={lr_milestones!r}")
-    start_iteration = check_positive_int("start_iteration", start_iteration, allow_zero=True)
-    run_total = start_iteration + total if run_iterations is None else check_positive_int("run_iterations", run_iterations)
-    if run_total < start_iteration + total:
-        raise ValueError(f"run_iterations must be at least start_iteration + the steps of this call = {start_iteration + total}, got {run_iterations!r}")
-    if not 0 < lr_gamma <= 1:
-        raise ValueError(f"lr_gamma must be in (0, 1], got {lr_gamma!r}")
-    return _Schedule(steps_per_epoch, batch_size, total, eval_every, snapshot_at, lr, lr_milestones, start_iteration, run_total)
+def _device(settings: TrainSettings) -> torch.device:
+    return default_device() if settings.device in (None, "auto") else torch.device(settings.device)
 
 
 def _minibatch_order(n_examples: int, batch_size: int, total: int, data_seed: int) -> Iterator[torch.Tensor]:
@@ -306,30 +375,9 @@ def _minibatch_order(n_examples: int, batch_size: int, total: int, data_seed: in
         yield order[(step % steps_per_epoch) * batch_size:(step % steps_per_epoch + 1) * batch_size]
 
 
-def train_many(
-    models: Sequence[nn.Module],
-    data: Dataset,
-    *,
-    masks: Sequence[dict[str, torch.Tensor] | None] | None = None,
-    data_seeds: Sequence[int] | None = None,
-    iterations: int | None = None,
-    epochs: int | None = None,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    lr_schedule: str = "step",
-    lr_milestones: Iterable[int] = (),
-    lr_gamma: float = 0.1,
-    start_iteration: int = 0,
-    run_iterations: int | None = None,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    l1: float = 0.0,
-    eval_every: int | None = None,
-    snapshot_at: Iterable[int] = (),
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> list[History]:
+def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettings | None = None, *,
+               masks: Sequence[dict[str, torch.Tensor] | None] | None = None,
+               data_seeds: Sequence[int] | None = None, **overrides) -> list[History]:
     """Train several networks of one architecture together; return one :class:`History` per network.
 
     Each network ends where :func:`train` takes it with the same settings, its own mask and its own
@@ -353,12 +401,10 @@ def train_many(
             allowed) of ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` and layers without parameters or
             randomness (``ReLU``, ``Flatten``, ``MaxPool2d``…), as :mod:`lecturelib.models` builds.
         data: a :class:`~lecturelib.data.Dataset`.
+        settings, **overrides: as in :func:`train`, the same for every network (each network's
+            :class:`History` keeps its own snapshots).
         masks: one mask (or ``None``) per network, as ``train``'s ``mask``; default: no masks.
         data_seeds: one minibatch-order seed per network, as ``train``'s ``data_seed``; default: 0 for all.
-        iterations, epochs, batch_size, optimizer, lr, lr_schedule, lr_milestones, lr_gamma,
-        start_iteration, run_iterations, momentum, weight_decay, l1, eval_every, snapshot_at,
-        device, progress: as in :func:`train`, the same for every network (each network's
-            :class:`History` keeps its own snapshots).
 
     Raises:
         TypeError: a model is not such an ``nn.Sequential``.
@@ -366,6 +412,8 @@ def train_many(
             do not hold one entry per model; a setting :func:`train` refuses.
         FloatingPointError: a network's loss is not finite.
     """
+    settings = train_settings(settings, **overrides)
+    plan = _plan(settings, data)
     models = list(models)
     layers = _stacked_layers(models)
     n = len(models)
@@ -374,70 +422,25 @@ def train_many(
     for name, values in (("masks", masks), ("data_seeds", data_seeds)):
         if len(values) != n:
             raise ValueError(f"{name} must hold one entry per model, {n}, got {len(values)}")
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    plan = _check_schedule(data, iterations=iterations, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
-                           snapshot_at=snapshot_at, lr=lr, lr_schedule=lr_schedule, lr_milestones=lr_milestones,
-                           lr_gamma=lr_gamma, start_iteration=start_iteration, run_iterations=run_iterations)
-    device = torch.device(device) if device is not None else default_device()
+    device = _device(settings)
 
     homes = [next(model.parameters()).device for model in models]
     own = [dict(model.to(device).named_parameters()) for model in models]
     stacked = {name: torch.stack([params[name].detach() for params in own]).requires_grad_() for name in own[0]}
     originals = [{name: param.data for name, param in params.items()} for params in own]
     pruned, keeps = _stacked_mask(models, masks, stacked, device)
-    histories = [History() for _ in models]
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    orders = [_minibatch_order(len(y_train), settings.batch_size, plan.total, seed) for seed in data_seeds]
+
+    def losses_of_step() -> torch.Tensor:
+        batch = torch.stack([next(order) for order in orders]).to(device)          # (N, batch)
+        return _stacked_losses(layers, stacked, x_train[batch], y_train[batch])   # (N,)
+
     try:
         for i, params in enumerate(own):   # each model's weights become views of its slice: evaluate and snapshots read them
             for name, param in params.items():
                 param.data = stacked[name].detach()[i]
-        _zero_pruned(pruned, keeps)
-        opt = make_optimizer(stacked.values(), optimizer, lr=plan.lr, momentum=momentum, weight_decay=weight_decay)
-        weights = [param for name, param in stacked.items() if name.endswith("weight")]
-        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-        orders = [_minibatch_order(len(y_train), plan.batch_size, plan.total, seed) for seed in data_seeds]
-        running, count = [0.0] * n, 0
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=plan.total, desc=f"training {n} networks", leave=False)
-        for step in range(plan.total):
-            for group in opt.param_groups:
-                group["lr"] = scheduled_lr(plan.lr, plan.start_iteration + step, schedule=lr_schedule, total=plan.run_total,
-                                           milestones=plan.lr_milestones, gamma=lr_gamma)
-            if step in plan.snapshot_at:
-                for model, history in zip(models, histories):
-                    history.snapshots[step] = _copy_state(model)
-            batch = torch.stack([next(order) for order in orders]).to(device)          # (N, batch)
-            losses = _stacked_losses(layers, stacked, x_train[batch], y_train[batch])  # (N,)
-            values = losses.tolist()
-            for i, value in enumerate(values):
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"training diverged: network {i}'s loss is {value} at iteration "
-                                             f"{plan.start_iteration + step + 1} with lr={plan.lr!r} ({optimizer}); lower lr")
-                running[i] += value
-            count += 1
-            loss = losses.sum()   # each network's gradient is that of its own loss
-            if l1:
-                loss = loss + l1 * sum(w.abs().sum() for w in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if pruned:
-                torch._foreach_mul_([param.grad for param in pruned], keeps)
-            opt.step()
-            _zero_pruned(pruned, keeps)
-            if bar is not None:
-                bar.update()
-            notify_steps(n)
-            if (step + 1) % plan.eval_every == 0 or step + 1 == plan.total:
-                for i, (model, history) in enumerate(zip(models, histories)):
-                    _record(history, model, data, step + 1, running[i] / count)
-                running, count = [0.0] * n, 0
-        if plan.total in plan.snapshot_at:
-            for model, history in zip(models, histories):
-                history.snapshots[plan.total] = _copy_state(model)
-        if bar is not None:
-            bar.close()
+        return _fit(models, stacked, losses_of_step, pruned, keeps, data, settings, plan)
     finally:   # every model gets its own storage back, holding its trained weights
         with torch.no_grad():
             for i, params in enumerate(own):
@@ -447,7 +450,6 @@ def train_many(
         for model, home in zip(models, homes):
             model.eval()
             model.to(home)
-    return histories
 
 
 _CONVOLUTIONS = {nn.Conv1d: nn.functional.conv1d, nn.Conv2d: nn.functional.conv2d}
@@ -517,29 +519,32 @@ def _stacked_losses(layers, stacked: dict[str, torch.Tensor], x: torch.Tensor, y
     return nn.functional.cross_entropy(h.flatten(0, 1), y.flatten(), reduction="none").view(n, b).mean(1)
 
 
-def scheduled_lr(lr: float, iteration: int, *, schedule: str = "step", total: int,
-                 milestones: Iterable[int] = (), gamma: float = 0.1) -> float:
-    """Return the learning rate of optimiser step ``iteration`` (0-based) of a ``total``-step run.
+def lr_scheduler(opt: torch.optim.Optimizer, settings: TrainSettings, run_total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Return the scheduler of ``opt``'s learning rate for a call that starts at ``settings.start_iteration`` of a ``run_total``-step run.
 
-    ``"step"``: ``lr`` multiplied by ``gamma`` once for each milestone ``<= iteration``
-    (``torch.optim.lr_scheduler.MultiStepLR``). ``"cosine"``: ``lr * (1 + cos(pi * iteration / total)) / 2``,
-    from ``lr`` at the first step down to 0 at ``total`` with no warm-up — the annealing that
-    leaves a run's end point at the bottom of its basin (Frankle et al. 2020 anneal their ends with
-    step decays). A pure function of the step, so networks trained together can share it.
+    It sets the first step's rate now; step it after each optimiser step. ``"step"``: PyTorch's
+    ``MultiStepLR`` over the milestones still ahead, from the rate the milestones already passed
+    have left. ``"cosine"``: ``lr * (1 + cos(pi * t / run_total)) / 2`` at iteration ``t`` of the
+    run, a ``LambdaLR`` (``CosineAnnealingLR`` updates the rate recursively, which drifts from this
+    closed form by float rounding). A function of the iteration alone, so networks trained together
+    share it.
 
     Examples:
-        >>> [round(scheduled_lr(0.1, t, schedule="cosine", total=4), 4) for t in range(5)]
-        [0.1, 0.0854, 0.05, 0.0146, 0.0]
-        >>> [round(scheduled_lr(0.1, t, total=4, milestones=(2,)), 4) for t in range(4)]
-        [0.1, 0.1, 0.01, 0.01]
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> schedule = lr_scheduler(opt, TrainSettings(lr=0.1, lr_schedule="cosine"), run_total=4)
+        >>> rates = []
+        >>> for _ in range(4):
+        ...     rates.append(round(opt.param_groups[0]["lr"], 4)); opt.step(); schedule.step()
+        >>> rates
+        [0.1, 0.0854, 0.05, 0.0146]
     """
-    if schedule == "cosine":
-        return lr * (1.0 + math.cos(math.pi * iteration / total)) / 2.0
-    check_choice("lr_schedule", schedule, LR_SCHEDULES)
-    for milestone in sorted(milestones):
-        if milestone <= iteration:
-            lr *= gamma
-    return lr
+    start = settings.start_iteration
+    if settings.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: (1.0 + math.cos(math.pi * (start + t) / run_total)) / 2.0)
+    for group in opt.param_groups:
+        for _ in (m for m in settings.lr_milestones if m <= start):   # one multiplication per milestone, as MultiStepLR
+            group["lr"] *= settings.lr_gamma
+    return torch.optim.lr_scheduler.MultiStepLR(opt, [m - start for m in settings.lr_milestones if m > start], settings.lr_gamma)
 
 
 def make_optimizer(params: Iterable[torch.Tensor], optimizer: str = "adam", *, lr: float = 1e-3,

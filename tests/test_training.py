@@ -1,5 +1,7 @@
 """lecturelib.training: repeatability, masks that hold under every optimiser, snapshots, history."""
 
+import math
+
 import pytest
 import torch
 
@@ -112,10 +114,13 @@ def test_lr_milestones_scale_the_learning_rate_from_that_iteration_on(digits):
 
 
 def test_cosine_schedule_anneals_to_zero_and_continues_a_run_from_start_iteration(digits):
-    lrs = [training.scheduled_lr(0.2, t, schedule="cosine", total=10) for t in range(11)]
+    lrs = _rates(training.TrainSettings(lr=0.2, lr_schedule="cosine"), 11, run_total=10)
     assert lrs[0] == 0.2 and lrs[5] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.0)
     assert all(a > b for a, b in zip(lrs, lrs[1:])), "cosine decays monotonically, no warm-up"
-    assert training.scheduled_lr(0.2, 7, total=10, milestones=(3, 6)) == pytest.approx(0.002)
+    assert lrs == pytest.approx([0.1 * (1 + math.cos(math.pi * t / 10)) for t in range(11)], abs=1e-15)
+    # a step schedule that starts at iteration 4 of the run has passed milestone 3 and passes 6 at its step 2
+    step = _rates(training.TrainSettings(lr=0.2, lr_milestones=(3, 6), start_iteration=4), 4, run_total=10)
+    assert step == pytest.approx([0.02, 0.02, 0.002, 0.002])
     # one plain-SGD step at iteration 9 of a 10-step cosine run is one step at lr * (1 + cos(0.9 pi)) / 2
     end, _ = _run_steps(digits, 1, lr=0.2, lr_schedule="cosine", start_iteration=9)
     same, _ = _run_steps(digits, 1, lr=lrs[9])
@@ -132,6 +137,17 @@ def test_cosine_schedule_anneals_to_zero_and_continues_a_run_from_start_iteratio
         _run_steps(digits, 5, start_iteration=3, run_iterations=6)
     with pytest.raises(ValueError, match="lr_schedule"):
         _run_steps(digits, 1, lr_schedule="linear")
+
+
+def _rates(settings, steps, *, run_total):
+    """The learning rate of each of ``steps`` optimiser steps under ``training.lr_scheduler``."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
+    schedule, rates = training.lr_scheduler(opt, settings, run_total), []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    return rates
 
 
 def _run_steps(digits, iterations, **kwargs):
@@ -172,3 +188,18 @@ def test_make_optimizer_falls_back_where_no_fused_kernel_exists(monkeypatch):
     assert not opt.defaults.get("fused")       # an older torch that refuses fused CPU parameters
     with pytest.raises(ValueError, match="optimizer"):
         training.make_optimizer([torch.nn.Parameter(torch.zeros(3))], "rmsprop")
+
+
+def test_settings_object_and_keywords_train_the_same(digits):
+    settings = training.TrainSettings(iterations=20, batch_size=32, lr=1e-2, lr_milestones=[15, 5], device="cpu")
+    assert settings.lr_milestones == (5, 15)   # normalised: a sorted tuple, so settings hash and compare
+    nets = [models.mlp(digits.input_shape, 10, hidden=(8,), seed=0) for _ in range(2)]
+    by_object = training.train(nets[0], digits, settings, data_seed=1)
+    by_keywords = training.train(nets[1], digits, iterations=20, batch_size=32, lr=1e-2, lr_milestones=(5, 15),
+                                 device="cpu", data_seed=1)
+    assert by_object.to_dict() == by_keywords.to_dict()
+    assert training.train_settings(settings, lr=0.5).lr == 0.5 and settings.lr == 1e-2   # keywords win; settings unchanged
+    with pytest.raises(TypeError, match="unknown training setting 'learning_rate'"):
+        training.train(nets[0], digits, settings, learning_rate=0.1)
+    with pytest.raises(ValueError, match="lr must be > 0, got 0.0"):
+        training.TrainSettings(lr=0)
