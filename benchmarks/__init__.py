@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from lecturelib._checks import check_functions, check_positive_int
-from lecturelib.experiments import write_json_atomic
+from lecturelib import atomic
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "benchmarks" / "results.json"
@@ -215,5 +215,5 @@ def read_results(path: str | os.PathLike = RESULTS_PATH) -> dict:
 def write_results(results: Mapping, path: str | os.PathLike = RESULTS_PATH) -> Path:
     """Write ``results`` as indented JSON (keys in insertion order) to ``path`` and return the path."""
     path = Path(path)
-    write_json_atomic(path, results, indent=1)
+    atomic.write_json(path, results, indent=1)
     return path

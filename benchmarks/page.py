@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from lecturelib.experiments import write_text_atomic
+from lecturelib import atomic
 
 from . import PAGE_PATH
 
@@ -342,5 +342,5 @@ def render_page(results: Mapping) -> str:
 def write_page(results: Mapping, path: str | os.PathLike = PAGE_PATH) -> Path:
     """Render ``results`` with :func:`render_page`, write the page to ``path`` and return the path."""
     path = Path(path)
-    write_text_atomic(path, render_page(results))
+    atomic.write_text(path, render_page(results))
     return path

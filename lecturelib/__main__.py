@@ -21,6 +21,8 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
+from . import atomic
+
 
 def _parse_value(text: str):
     """``"3"`` → 3, ``"0.1"`` → 0.1, ``"nan"``/``"inf"`` → floats (which the config then refuses), ``"0,1"`` → (0, 1),
@@ -122,9 +124,8 @@ def _run(args: argparse.Namespace, experiments) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name, fig in experiments.figures(record).items():
             target = out / f"{args.experiment}-{record['config_hash']}-{name}.png"
-            partial = target.with_name(f".{target.name}.tmp.png")   # atomic: never a half-written figure
-            fig.savefig(partial)
-            os.replace(partial, target)
+            with atomic.replacing(target) as partial:   # never a half-written figure
+                fig.savefig(partial)
             print(f"figure: {target}")
     return 0
 

@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -56,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, lottery, models, stability, training
+from . import __version__, atomic, lottery, models, stability, training
 from . import data as data_module
 from ._checks import as_scalar, check_choice, check_fraction, check_number, check_positive_int
 
@@ -433,40 +432,8 @@ def run_outcome(experiment: str, profile: str = "ci", *, use_cache: bool = True,
               "code": code_fingerprint(), "results": results}
     record = json.loads(json.dumps(record))  # exactly what a cache hit returns (tuples → lists)
     if use_cache:
-        write_json_atomic(path, record)
+        atomic.write_json(path, record)
     return RunOutcome(record, path if use_cache else None, False)
-
-
-def write_json_atomic(path: str | os.PathLike, obj, *, indent: int | None = None) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(obj, indent=indent) + ("\n" if indent is not None else ""))
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
-
-    A reader never sees a half-written file, and an interrupted write leaves the old file in place.
-    The file gets the mode an ordinary ``open(path, "w")`` would (``0o666`` less the umask), not the
-    owner-only ``0o600`` of the temporary file, so a cache shared by a group stays readable.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)   # the only way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
 
 
 # The keys each experiment's results must have, each non-empty, for a cache file to count.

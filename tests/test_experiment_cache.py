@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lecturelib import data, experiments, training
+from lecturelib import atomic, data, experiments, training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,8 +118,8 @@ def test_run_outcome_says_whether_it_read_or_computed(tmp_path):
 def test_cache_files_get_the_mode_the_umask_gives(umask, mode, tmp_path):
     before = os.umask(umask)
     try:
-        experiments.write_json_atomic(tmp_path / "a.json", {"a": 1})
-        experiments.write_text_atomic(tmp_path / "b.txt", "b")
+        atomic.write_json(tmp_path / "a.json", {"a": 1})
+        atomic.write_text(tmp_path / "b.txt", "b")
         record = experiments.run_outcome("stability", directory=tmp_path / "cache", **TINY["stability"])
     finally:
         os.umask(before)

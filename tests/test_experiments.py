@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from lecturelib import experiments
+from lecturelib import atomic, experiments
 
 TINY = {
     "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,), long_iterations=9, long_levels=1),
@@ -116,10 +116,14 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     assert str(experiments.cache_dir()) == ".lecturelib_cache"
 
 
-def test_write_json_atomic_replaces_the_file(tmp_path):
+def test_atomic_write_replaces_the_file_and_a_failed_write_leaves_it(tmp_path):
     path = tmp_path / "sub" / "x.json"
-    experiments.write_json_atomic(path, {"a": 1})
-    experiments.write_json_atomic(path, {"a": 2})
+    atomic.write_json(path, {"a": 1})
+    atomic.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    with pytest.raises(OSError), atomic.replacing(path) as partial:
+        partial.write_text("half")
+        raise OSError("disk full")
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
 

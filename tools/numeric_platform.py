@@ -61,10 +61,10 @@ def recorded(path: Path = RECORD) -> dict[str, str] | None:
 def record(path: Path = RECORD) -> dict[str, str]:
     """Write this machine's fingerprint to ``path`` atomically and return it."""
     sys.path.insert(0, str(RECORD.parents[1]))   # the checkout's lecturelib, also when run as a script
-    from lecturelib.experiments import write_json_atomic
+    from lecturelib import atomic
 
     info = fingerprint()
-    write_json_atomic(path, info, indent=1)
+    atomic.write_json(path, info, indent=1)
     return info
 
 
