@@ -15,26 +15,25 @@ so the tests can run them tiny):
 
 ``python -m benchmarks`` (``make bench``) runs them all and writes ``benchmarks/results.json`` and
 ``book/performance.md``. Helpers shared by the modules live here: robust statistics (medians,
-quartiles, medians of *paired* ratios from interleaved repeats), an interleaving runner for
-functions that time themselves, and the machine description.
+quartiles, medians of *paired* ratios from interleaved repeats) and step counts long enough to
+time; the interleaving runner, the machine description and the thread pinning are
+:mod:`lecturelib.latency`'s and :mod:`lecturelib.machine`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import torch
-
-from lecturelib._checks import check_functions, check_positive_int
 from lecturelib import atomic
+from lecturelib._checks import check_positive_int
+from lecturelib.latency import interleaved_runs, quartiles   # noqa: F401 (the modules' shared helpers)
+from lecturelib.machine import description as machine_info, torch_threads   # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "benchmarks" / "results.json"
@@ -43,19 +42,9 @@ SCHEMA_VERSION = 1
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
-    """Return ``{"median", "q1", "q3", "iqr", "n"}`` of ``values`` (quartiles by the inclusive method).
-
-    Raises:
-        ValueError: ``values`` is empty.
-    """
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("summary needs at least one value, got an empty sequence")
-    if len(values) == 1:
-        q1 = q3 = values[0]
-    else:
-        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": statistics.median(values), "q1": q1, "q3": q3, "iqr": q3 - q1, "n": len(values)}
+    """Return ``{"median", "q1", "q3", "iqr", "n"}`` of ``values`` (:func:`lecturelib.latency.quartiles`)."""
+    q1, median, q3 = quartiles(values)
+    return {"median": median, "q1": q1, "q3": q3, "iqr": q3 - q1, "n": len(values)}
 
 
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
@@ -81,43 +70,6 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> di
     return out
 
 
-def interleaved_runs(
-    fns: Mapping[str, Callable[[], float]], *, warmup: int = 1, repeats: int = 5
-) -> dict[str, list[float]]:
-    """Call every function once per round, in order (A, B, C, A, B, C, …); return each one's times.
-
-    Each function *measures itself* and returns its elapsed seconds, so that setup (copying a
-    model, attaching masks) stays outside the timed region. Unlike
-    :func:`lecturelib.latency.compare_latency` nothing runs under ``torch.inference_mode``, so the
-    functions may train.
-
-    Args:
-        fns: ``{label: function of no arguments returning seconds}``.
-        warmup: untimed rounds first.
-        repeats: timed rounds.
-
-    Returns:
-        ``{label: [seconds of round 1, …]}``, in the order of ``fns``.
-
-    Raises:
-        TypeError / ValueError: non-callable entries, an empty mapping, or bad counts.
-    """
-    check_positive_int("warmup", warmup, allow_zero=True)
-    check_positive_int("repeats", repeats)
-    check_functions("fns", fns)
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {label: [] for label in fns}
-    for _ in range(repeats):
-        for label, fn in fns.items():
-            elapsed = float(fn())
-            if elapsed < 0:
-                raise ValueError(f"fns[{label!r}] returned a negative time {elapsed!r}")
-            times[label].append(elapsed)
-    return times
-
-
 def calibrated_count(timed: Callable[[int], float], min_seconds: float, *, start: int = 1, tries: int = 3) -> int:
     """Return a count (of steps, epochs…) at which ``timed(count)`` — a run that measures itself — takes at least ``min_seconds``.
 
@@ -140,59 +92,12 @@ def calibrated_count(timed: Callable[[int], float], min_seconds: float, *, start
     return count
 
 
-def cpu_model() -> str:
-    """Return the CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def machine_info() -> dict[str, object]:
-    """Return the machine class (no host name): CPU model, usable cores, torch's threads and versions."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    try:
-        from lecturelib.latency import machine_class
-
-        label = machine_class()
-    except ImportError:  # pragma: no cover - lecturelib.latency is part of the course
-        label = f"{platform.machine()} CPU, {cores} cores, torch {torch.__version__.split('+')[0]}"
-    return {
-        "machine_class": label,
-        "cpu_model": cpu_model(),
-        "cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.machine()}",
-    }
-
-
 def load_average() -> float | None:
     """Return the 1-minute load average (``None`` where the OS does not report one)."""
     try:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return None
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave it), restoring the old count after."""
-    before = torch.get_num_threads()
-    if n is not None:
-        check_positive_int("threads", n)
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Timer:

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, atomic, lottery, models, stability, training
+from . import __version__, atomic, lottery, machine, models, stability, training
 from . import data as data_module
 from ._checks import as_scalar, check_choice, check_fraction, check_number, check_positive_int
 
@@ -505,18 +505,14 @@ def _seconds_per_step(config) -> float:
     model = models.mlp(shape, 10, config.hidden, seed=0) if name == "mlp" else models.build_model(name, shape, 10, seed=0)
     opt = training.make_optimizer(model.parameters(), config.optimizer, lr=config.lr)
     x, y = torch.randn(config.batch_size, *shape), torch.randint(0, 10, (config.batch_size,))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        timings = []
+    timings = []
+    with machine.torch_threads(1):
         for _ in range(25):                            # the first five warm up
             start = time.perf_counter()
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
             timings.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(before)
     return float(np.median(timings[5:]))
 
 
@@ -547,15 +543,8 @@ def _progress_bar(experiment: str, config, progress: bool | None) -> Iterator[No
 def _cpu_threads(device: str) -> Iterator[None]:
     # One thread on a CPU: the tiny networks gain nothing from more, and results do not then
     # depend on the machine's core count.
-    if (training.default_device().type if device == "auto" else device) != "cpu":
+    with machine.torch_threads(1 if (training.default_device().type if device == "auto" else device) == "cpu" else None):
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------

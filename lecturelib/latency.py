@@ -12,8 +12,6 @@ a burst of background load slows all of them alike and their *ratios* stay meani
 from __future__ import annotations
 
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_fraction, check_functions, check_positive_int
+from .machine import machine_class, torch_threads   # machine_class: the label chapters 2 and 7 print beside a timing
 
 
 @dataclass(frozen=True)
@@ -59,14 +58,23 @@ def latency_stats(times: Sequence[float]) -> LatencyStats:
         ValueError: ``times`` is empty or holds a negative value.
     """
     times = tuple(float(t) for t in times)
-    if not times:
-        raise ValueError("times must hold at least one measurement, got an empty sequence")
-    if min(times) < 0:
+    if times and min(times) < 0:
         raise ValueError(f"times must be >= 0 seconds, got {min(times)!r}")
-    if len(times) == 1:
-        return LatencyStats(times[0], times[0], times[0], times)
-    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    return LatencyStats(statistics.median(times), q1, q3, times)
+    q1, median, q3 = quartiles(times)
+    return LatencyStats(median, q1, q3, times)
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """Return ``(q1, median, q3)`` of ``values`` (quartiles by the inclusive method; a single value is all three).
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("need at least one value (measurement), got an empty sequence")
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return q1, statistics.median(values), q3
 
 
 def measure_latency(
@@ -116,33 +124,48 @@ def compare_latency(
         TypeError: a value of ``fns`` is not callable, or the counts are not ints.
         ValueError: ``fns`` is empty, ``warmup < 0`` or ``repeats < 1``.
     """
-    warmup = check_positive_int("warmup", warmup, allow_zero=True)
-    repeats = check_positive_int("repeats", repeats)
     check_functions("fns", fns)
-    if threads is not None:
-        threads = check_positive_int("threads", threads)
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        times = _timed_rounds(fns, warmup, repeats)
-    finally:
-        torch.set_num_threads(previous)
+
+    def timed(fn: Callable[[], object]) -> Callable[[], float]:
+        def seconds() -> float:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+        return seconds
+
+    with torch_threads(threads), torch.inference_mode():
+        times = interleaved_runs({label: timed(fn) for label, fn in fns.items()}, warmup=warmup, repeats=repeats)
     return {label: latency_stats(values) for label, values in times.items()}
 
 
-def _timed_rounds(fns: Mapping[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in fns.values():
-                fn()
-        times: dict[str, list[float]] = {label: [] for label in fns}
-        items = list(fns.items())
-        for round_ in range(repeats):
-            for label, fn in items if round_ % 2 == 0 else items[::-1]:
-                start = time.perf_counter()
-                fn()
-                times[label].append(time.perf_counter() - start)
+def interleaved_runs(fns: Mapping[str, Callable[[], float]], *, warmup: int = 1, repeats: int = 5) -> dict[str, list[float]]:
+    """Call every function once per round, in order and then in reverse order the next round (A B, B A, …); return each one's times.
+
+    Each function *measures itself* and returns its elapsed seconds, so that setup (copying a model,
+    attaching masks) can stay outside the timed region; :func:`compare_latency` times plain calls
+    with it. ``torch.utils.benchmark`` times one statement at a time; interleaving is what keeps
+    the *ratios* of candidates steady on a machine whose speed drifts.
+
+    Returns:
+        ``{label: [seconds of round 1, …]}``, in the order of ``fns``; ``warmup`` untimed rounds come first.
+
+    Raises:
+        TypeError / ValueError: non-callable entries, an empty mapping, bad counts, or a negative time.
+    """
+    warmup = check_positive_int("warmup", warmup, allow_zero=True)
+    repeats = check_positive_int("repeats", repeats)
+    check_functions("fns", fns)
+    items = list(fns.items())
+    for _ in range(warmup):
+        for _, fn in items:
+            fn()
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    for round_ in range(repeats):
+        for label, fn in items if round_ % 2 == 0 else items[::-1]:
+            elapsed = float(fn())
+            if elapsed < 0:
+                raise ValueError(f"fns[{label!r}] returned a negative time {elapsed!r}")
+            times[label].append(elapsed)
     return times
 
 
@@ -185,19 +208,6 @@ def break_even_sparsity(sparsities: Sequence[float], ratios: Sequence[float]) ->
             l0, l1 = math.log(r0), math.log(r1)
             return float(s0 + (s1 - s0) * l0 / (l0 - l1))
     return None
-
-
-def machine_class() -> str:
-    """Return a short description of this machine without identifying it, e.g. ``"x86_64 CPU, 2 cores, torch 2.4.0"``.
-
-    The core count is the number of cores this process may use (CPU affinity where available).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not available on macOS / Windows
-        cores = os.cpu_count() or 1
-    version = torch.__version__.split("+")[0]
-    return f"{platform.machine() or 'unknown'} CPU, {cores} core{'s' if cores != 1 else ''}, torch {version}"
 
 
 # --- the layers being timed --------------------------------------------------------------------

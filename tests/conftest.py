@@ -78,6 +78,15 @@ def venv_bin(name: str) -> str:
     return found
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks and tensors: one PyTorch thread is faster than two on a busy machine (restored after the module)."""
+    from lecturelib.machine import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def book_html() -> Path:
     """Build the book once per test session into _build/html and return that folder.

@@ -11,13 +11,7 @@ import torch
 from lecturelib import data, iterative, models, pruning
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny test networks train faster on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

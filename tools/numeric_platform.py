@@ -20,34 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 RECORD = Path(__file__).resolve().parents[1] / "notebooks" / "executed_on.json"
-_CPUINFO_FIELDS = {"vendor_id": "cpu_vendor", "cpu family": "cpu_family", "model": "cpu_model"}
+sys.path.insert(0, str(RECORD.parents[1]))   # the checkout's lecturelib, also when run as a script
+from lecturelib import atomic, machine  # noqa: E402
 
 
 def fingerprint() -> dict[str, str]:
     """Return what decides the bits of a seeded CPU run: CPU vendor, family and model, the SIMD level
-    PyTorch dispatches to, the number of threads, and the torch version."""
-    import torch
-
-    info = {"machine": platform.machine(), "cpu_vendor": "", "cpu_family": "", "cpu_model": platform.processor()}
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:  # not Linux: the processor string is the best there is
-        cpuinfo = []
-    first = {}   # the first processor's entry
-    for line in cpuinfo:
-        key, _, value = line.partition(":")
-        if key.strip() in _CPUINFO_FIELDS:
-            first.setdefault(_CPUINFO_FIELDS[key.strip()], value.strip())
-    info.update(first)
-    info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    info["torch_threads"] = str(torch.get_num_threads())
-    info["torch"] = torch.__version__
-    return info
+    PyTorch dispatches to, the number of threads, and the torch version (from :func:`lecturelib.machine.description`)."""
+    info = machine.description()
+    keys = {"machine": "machine", "cpu_vendor": "cpu_vendor", "cpu_family": "cpu_family", "cpu_model": "cpu_model_number",
+            "torch_cpu_capability": "torch_cpu_capability", "torch_threads": "torch_threads", "torch": "torch"}
+    return {key: str(info[source]) for key, source in keys.items()}
 
 
 def recorded(path: Path = RECORD) -> dict[str, str] | None:
@@ -60,9 +47,6 @@ def recorded(path: Path = RECORD) -> dict[str, str] | None:
 
 def record(path: Path = RECORD) -> dict[str, str]:
     """Write this machine's fingerprint to ``path`` atomically and return it."""
-    sys.path.insert(0, str(RECORD.parents[1]))   # the checkout's lecturelib, also when run as a script
-    from lecturelib import atomic
-
     info = fingerprint()
     atomic.write_json(path, info, indent=1)
     return info
