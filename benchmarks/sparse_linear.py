@@ -3,7 +3,7 @@
 The dense layer does the same work at any sparsity (zeros are multiplied too); the CSR product
 (:func:`lecturelib.latency.csr_linear`) works on the non-zeros only but pays for index look-ups
 and irregular memory access. At each sparsity (smallest-|w| weights zeroed,
-:func:`lecturelib.latency.zero_smallest`) the CSR layer is timed against the dense one in
+:func:`lecturelib.pruning.prune_weights`) the CSR layer is timed against the dense one in
 interleaved rounds; the *break-even sparsity* is where the CSR / dense latency ratio crosses 1,
 interpolated linearly in ``log(ratio)`` between measured sparsities.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lecturelib import latency
+from lecturelib import latency, pruning
 from lecturelib.latency import break_even_sparsity as break_even   # where the CSR / dense ratio crosses 1
 
 from . import paired_ratio, summary
@@ -44,7 +44,7 @@ def run(
         and the speed-up at the highest sparsity.
     """
     weight = latency.random_weight(size, size, seed=0)
-    pruned = {s: latency.zero_smallest(weight, s) for s in sparsities}
+    pruned = {s: pruning.prune_weights(weight, s) for s in sparsities}
     out = {"settings": {"shape": [size, size], "dtype": "float32", "warmup": warmup, "repeats": repeats,
                         "torch_threads": threads or torch.get_num_threads(), "sparse_format": "torch.sparse_csr (CSR @ dense)"},
            "batches": []}

@@ -30,24 +30,24 @@ DEFAULT_NETWORKS = (
 def run(
     networks: Sequence[dict] = DEFAULT_NETWORKS,
     *,
-    fractions: Sequence[float] = (0.25, 0.5, 0.75),
+    sparsities: Sequence[float] = (0.25, 0.5, 0.75),
     batch: int = 256,
     warmup: int = 5,
     repeats: int = 40,
     threads: int | None = 1,
 ) -> dict:
-    """Time each network dense and channel-pruned at each fraction, interleaved; return latencies and ratios.
+    """Time each network dense and channel-pruned at each sparsity, interleaved; return latencies and ratios.
 
     Args:
         networks: dicts with ``name``, ``input_shape`` (C, H, W), ``channels`` and ``hidden`` of :func:`lecturelib.models.cnn`.
-        fractions: shares of every convolution's output channels removed.
+        sparsities: shares of every convolution's output channels removed.
         batch: images per forward pass (random inputs: latency does not depend on the values).
         warmup / repeats: untimed and timed interleaved rounds.
         threads: PyTorch threads while timing (``None``: unchanged); 1, as chapter 7 times, keeps
             thread synchronisation of these small kernels out of the comparison.
 
     Returns:
-        A JSON-ready dict; per network the dense latency, and per fraction the latency, the
+        A JSON-ready dict; per network the dense latency, and per sparsity the latency, the
         latency ratio (median of paired per-round ratios), speed-up, MAC ratio, efficiency and
         whether the target is met.
     """
@@ -61,29 +61,29 @@ def run(
         fns = {"dense": (lambda m: lambda: m(x))(dense)}
         flops = {"dense": models.count_flops(dense, shape)}
         widths, max_error = {}, {}
-        for fraction in fractions:
-            mask = structured.channel_mask(dense, fraction)
+        for sparsity in sparsities:
+            mask = structured.channel_mask(dense, sparsity)
             small = structured.prune_channels(dense, mask).eval()
             with torch.no_grad():
                 masked = pruning.apply_mask(copy.deepcopy(dense), mask)
-                max_error[fraction] = float((masked(x[:8]) - small(x[:8])).abs().max())
-            key = f"{fraction:g}"
+                max_error[sparsity] = float((masked(x[:8]) - small(x[:8])).abs().max())
+            key = f"{sparsity:g}"
             fns[key] = (lambda m: lambda: m(x))(small)
             flops[key] = models.count_flops(small, shape)
             widths[key] = list(structured.conv_widths(small))
         stats = latency.compare_latency(fns, warmup=warmup, repeats=repeats, threads=threads)
         rows = []
-        for fraction in fractions:
-            key = f"{fraction:g}"
+        for sparsity in sparsities:
+            key = f"{sparsity:g}"
             ratio = paired_ratio(stats[key].times, stats["dense"].times)
             speedup = 1.0 / ratio["median"]
             flop_reduction = flops["dense"] / flops[key]
             rows.append({
-                "fraction_removed": fraction, "conv_widths": widths[key], "macs_per_image": flops[key],
+                "fraction_removed": sparsity, "conv_widths": widths[key], "macs_per_image": flops[key],
                 "mac_ratio": flops[key] / flops["dense"], "latency_seconds": summary(stats[key].times),
                 "latency_ratio": ratio, "speedup": speedup, "flop_reduction": flop_reduction,
                 "efficiency": speedup / flop_reduction, "met": speedup >= TARGET_EFFICIENCY * flop_reduction,
-                "max_abs_output_difference": max_error[fraction],
+                "max_abs_output_difference": max_error[sparsity],
             })
         out["networks"].append({
             "name": spec["name"], "input_shape": list(shape), "channels": list(spec["channels"]), "hidden": spec["hidden"],

@@ -571,3 +571,409 @@ def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
             raise CheckFailed(f"{case}: the rounds prune {', '.join(f'{100 * p:.1f} %' for p in rates)} of the remaining "
                               f"weights, expected the same rate every round{hint}.")
     _passed(fn.__name__, len(cases))
+
+
+# --- The algorithms of chapters 6–10: ratio curve, channel surgery, iterative loop, IMP, error barrier ---
+# Each check runs the student's function and lecturelib.reference on small cases (tiny networks and data,
+# a few training steps: about a second) and says which case and what differs.
+
+def _tiny_data(seed: int, features: int = 16, classes: int = 4, n_train: int = 256, n_test: int = 200):
+    """A small, noisy classification problem (Gaussian clusters), generated from ``seed``: the checks' data."""
+    from .data import Dataset
+
+    generator = torch.Generator().manual_seed(seed)
+    centers = 1.2 * torch.randn(classes, features, generator=generator)
+    y = torch.randint(classes, (n_train + n_test,), generator=generator)
+    x = centers[y] + torch.randn(n_train + n_test, features, generator=generator)
+    return Dataset(f"tiny-{seed}", x[:n_train], y[:n_train], x[:0], y[:0], x[n_train:], y[n_train:], classes)
+
+
+def _tiny_mlp(seed: int, hidden=(16, 8)):
+    from .models import mlp
+
+    return mlp((16,), 4, hidden=hidden, seed=seed)
+
+
+def _trained_tiny(seed: int, steps: int, hidden=(16, 8)):
+    from .training import train
+
+    data, model = _tiny_data(seed), _tiny_mlp(seed, hidden)
+    train(model, data, iterations=steps, lr=1e-2, data_seed=seed, device="cpu")
+    return model, data
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _changed(model, before: dict[str, torch.Tensor]) -> int:
+    """How many entries of ``model``'s state differ from ``before`` (a tensor of another shape counts whole)."""
+    now = model.state_dict()
+    return sum(before[name].numel() if name not in now or now[name].shape != before[name].shape
+               else int((now[name].detach().cpu() != before[name]).sum()) for name in before)
+
+
+def _expect_masks(result, rounds: int, names: list[str], name: str, case: str) -> list[dict[str, torch.Tensor]]:
+    """The student's list of one mask per round, validated: a list of ``{name: bool tensor}`` over ``names``."""
+    if not isinstance(result, (list, tuple)) or not all(isinstance(m, dict) for m in result):
+        raise CheckFailed(f"{name} should return a list of masks {{name: bool tensor}}, one per round, got {type(result).__name__} — on the case {case}.")
+    if len(result) != rounds:
+        hint = " — do not include the dense starting mask (all ones); one mask per round" if len(result) == rounds + 1 else ""
+        raise CheckFailed(f"{case}: got {len(result)} masks, expected one per round ({rounds}){hint}.")
+    for r, mask in enumerate(result, start=1):
+        if sorted(mask) != sorted(names):
+            raise CheckFailed(f"{case}: the mask of round {r} covers {sorted(mask)}, expected the weights {names} "
+                              "(the masks lecturelib.pruning makes: every Linear/Conv weight, no biases).")
+    return [{k: v.bool().cpu() for k, v in mask.items()} for mask in result]
+
+
+def _pruned_share(mask: dict[str, torch.Tensor]) -> float:
+    return sum(int((~m).sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+
+
+@_recorded
+def check_pruned_accuracies(fn: Callable) -> None:
+    """Check ``fn(model, data, ratios)``: the test accuracy (a fraction) of the trained ``model`` pruned by
+    global magnitude (one threshold over all layers) to each ratio, without retraining; ``model`` unchanged.
+
+    Compared with :func:`lecturelib.reference.pruned_accuracies` on three small trained networks.
+    """
+    from . import reference
+    from .pruning import apply_mask, layerwise_magnitude_mask
+    from .training import clone_model, evaluate
+
+    cases = [(0, (16, 8), [0.5, 0.8, 0.95]), (1, (16, 8), [0.3, 0.7, 0.9, 0.97]), (2, (32,), [0.0, 0.6, 0.85])]
+    for seed, hidden, ratios in cases:
+        model, data = _trained_tiny(seed, 60, hidden)
+        case = f"a trained MLP with hidden layers {hidden} (seed {seed}), ratios {ratios}"
+        before = _state(model)
+        expected = reference.pruned_accuracies(model, data, ratios)
+        result = _call(fn, case, model, data, list(ratios))
+        if _changed(model, before):
+            raise CheckFailed(f"{case}: {_changed(model, before)} weights of the model you were given changed — you pruned it in "
+                              "place. Prune a copy at each ratio (training.clone_model(model)) and leave the trained model as it was.")
+        try:
+            got = [float(v) for v in result]
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{fn.__name__} should return a list of accuracies (floats), got {type(result).__name__} — on the case {case}.") from None
+        if len(got) != len(ratios):
+            hint = " — do not include the unpruned accuracy; one entry per ratio" if len(got) == len(ratios) + 1 else ""
+            raise CheckFailed(f"{case}: got {len(got)} accuracies, expected one per ratio ({len(ratios)}){hint}.")
+        for ratio, g, e in zip(ratios, got, expected):
+            if abs(g - e) <= 1e-6:
+                continue
+            layerwise = evaluate(apply_mask(clone_model(model), layerwise_magnitude_mask(model, ratio)), data.x_test, data.y_test)[1]
+            on_train = reference.pruned_accuracies(model, type(data)(data.name, data.x_train, data.y_train, data.x_val, data.y_val,
+                                                                   data.x_train, data.y_train, data.num_classes), [ratio])[0]
+            hint = (" — that is the error 1 - accuracy; return the accuracy" if abs(g - (1 - e)) <= 1e-6 else
+                    " — that is a percentage; return a fraction in [0, 1]" if abs(g - 100 * e) <= 1e-4 else
+                    " — you pruned each layer to the ratio separately; the curve prunes globally, one magnitude threshold "
+                    "over all layers (pruning.global_magnitude_mask)" if abs(g - layerwise) <= 1e-6 and layerwise != e else
+                    " — that is the accuracy on the training split; evaluate on the test split (data.x_test, data.y_test)"
+                    if abs(g - on_train) <= 1e-6 and on_train != e else
+                    " — prune the trained weights by magnitude (smallest |w| first) and evaluate without retraining")
+            raise CheckFailed(f"{case}: at ratio {ratio} you returned {g:.4f}, expected {e:.4f}{hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_remove_channels(fn: Callable) -> None:
+    """Check ``fn(layer, next_layer, keep)``: new copies of ``layer`` with only its output channels ``keep`` (weight
+    rows and bias entries) and of ``next_layer`` with only those input channels; when the removed channels were
+    zero, the smaller pair's outputs equal the original pair's. Cases: Conv2d → Conv2d (with stride and padding,
+    with and without bias) and Linear → Linear; the given layers must not change."""
+    from torch import nn
+
+    def conv(seed, *args, **kwargs):
+        torch.manual_seed(seed)
+        return nn.Conv2d(*args, **kwargs)
+
+    def linear(seed, *args, **kwargs):
+        torch.manual_seed(seed)
+        return nn.Linear(*args, **kwargs)
+
+    state = torch.random.get_rng_state()
+    try:
+        cases = [
+            ("Conv2d(3, 6, 3, padding=1) → Conv2d(6, 8, 3)", conv(0, 3, 6, 3, padding=1), conv(1, 6, 8, 3), [0, 2, 3, 5], (2, 3, 9, 9)),
+            ("Linear(10, 8) → Linear(8, 3)", linear(2, 10, 8), linear(3, 8, 3), [1, 4, 5, 7], (4, 10)),
+            ("Conv2d(2, 4, 1, bias=False) → Conv2d(4, 3, 3, padding=1)", conv(4, 2, 4, 1, bias=False), conv(5, 4, 3, 3, padding=1), [3], (2, 2, 6, 6)),
+            ("Conv2d(2, 6, 5, stride=2, padding=2) → Conv2d(6, 4, 3, padding=1)", conv(6, 2, 6, 5, stride=2, padding=2),
+             conv(7, 6, 4, 3, padding=1), [0, 1, 4], (2, 2, 11, 11)),
+        ]
+    finally:
+        torch.random.set_rng_state(state)
+    for name, layer, after, keep_list, x_shape in cases:
+        keep = torch.tensor(keep_list)
+        case = f"{name}, keep={keep_list}"
+        removed = torch.tensor([c for c in range(layer.weight.shape[0]) if c not in keep_list])
+        with torch.no_grad():   # the channels to remove are zero, as a channel mask leaves them
+            layer.weight[removed] = 0
+            if layer.bias is not None:
+                layer.bias[removed] = 0
+        before = [_state(layer), _state(after)]
+        x = torch.randn(*x_shape, generator=torch.Generator().manual_seed(len(keep_list)))
+        with torch.no_grad():
+            expected = after(torch.relu(layer(x)))
+        result = _call(fn, case, layer, after, keep.clone())
+        if _changed(layer, before[0]) or _changed(after, before[1]):
+            raise CheckFailed(f"{case}: you changed the layers you were given; build new ones (copy.deepcopy, or new "
+                              "nn.Conv2d / nn.Linear) and leave the originals as they were.")
+        if not isinstance(result, tuple) or len(result) != 2 or not all(isinstance(m, nn.Module) for m in result):
+            raise CheckFailed(f"{fn.__name__} should return a tuple (smaller layer, smaller next layer) of nn.Modules, "
+                              f"got {type(result).__name__} — on the case {case}.")
+        small, small_after = result
+        n_out, n_keep = layer.weight.shape[0], len(keep_list)
+        if tuple(small.weight.shape) == tuple(layer.weight.shape):
+            raise CheckFailed(f"{case}: the first layer still has all {n_out} output channels (weight {tuple(layer.weight.shape)}). "
+                              f"Zeroing channels does not remove them: keep only the rows keep, weight[keep] (shape "
+                              f"{(n_keep, *layer.weight.shape[1:])}).")
+        if tuple(small.weight.shape) == (len(removed), *layer.weight.shape[1:]) and torch.equal(small.weight.detach(), layer.weight.detach()[removed]):
+            raise CheckFailed(f"{case}: you kept the channels {removed.tolist()}, the ones to remove; keep lists the channels that stay.")
+        _expect_tensor(small.weight, (n_keep, *layer.weight.shape[1:]), "the first layer's weight", case)
+        if not torch.equal(small.weight.detach(), layer.weight.detach()[keep]):
+            raise CheckFailed(f"{case}: the first layer's weight is not the original's rows {keep_list}, in order: weight[keep].")
+        if layer.bias is not None:
+            if small.bias is None or tuple(small.bias.shape) != (n_keep,):
+                got = None if small.bias is None else tuple(small.bias.shape)
+                raise CheckFailed(f"{case}: the first layer's bias has shape {got}, expected ({n_keep},) — a removed "
+                                  "channel's bias goes with it: bias[keep].")
+            if not torch.equal(small.bias.detach(), layer.bias.detach()[keep]):
+                raise CheckFailed(f"{case}: the first layer's bias is not bias[keep]; slice it with the same indices as the weight.")
+        in_shape = tuple(after.weight.shape)
+        want = (in_shape[0], n_keep, *in_shape[2:])
+        if tuple(small_after.weight.shape) == in_shape:
+            raise CheckFailed(f"{case}: the next layer still expects {in_shape[1]} input channels (weight {in_shape}); removing "
+                              f"output channels of the first layer removes the same input channels of the next: "
+                              f"next_layer.weight[:, keep] (shape {want}).")
+        if tuple(small_after.weight.shape) == (n_keep, *in_shape[1:]):
+            raise CheckFailed(f"{case}: you removed output channels of the next layer (dim 0 of its weight); the removed "
+                              f"channels are its *inputs*, dim 1: next_layer.weight[:, keep] (shape {want}).")
+        _expect_tensor(small_after.weight, want, "the next layer's weight", case)
+        if not torch.equal(small_after.weight.detach(), after.weight.detach()[:, keep]):
+            raise CheckFailed(f"{case}: the next layer's weight is not next_layer.weight[:, keep]: its columns (input channels) "
+                              "must be the kept channels, in order.")
+        if after.bias is not None and (small_after.bias is None or not torch.equal(small_after.bias.detach(), after.bias.detach())):
+            raise CheckFailed(f"{case}: the next layer's bias changed; it belongs to its outputs, which all stay.")
+        try:
+            with torch.no_grad():
+                got = small_after(torch.relu(small(x)))
+        except Exception as error:
+            raise CheckFailed(f"{case}: running the smaller pair on an input of shape {x_shape} raised {type(error).__name__}: "
+                              f"{error} — set in_channels/out_channels (in_features/out_features) to the new sizes.") from None
+        if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5):
+            diff = "shape " + str(tuple(got.shape)) if got.shape != expected.shape else f"values off by up to {float((got - expected).abs().max()):.2e}"
+            raise CheckFailed(f"{case}: the smaller pair's output differs from the original's ({diff}, expected shape "
+                              f"{tuple(expected.shape)}) — keep the first layer's kernel size, stride and padding.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_iterative_prune(fn: Callable) -> None:
+    """Check ``fn(model, data, final_sparsity, rounds, finetune_iterations)``: iterative global magnitude pruning of
+    ``model`` in place, each round pruning the same fraction of the remaining weights (ending exactly at
+    ``final_sparsity``), then fine-tuning ``finetune_iterations`` steps of ``training.train`` with the mask and
+    ``data_seed=r`` in round ``r``; returns the ``rounds`` masks. Compared with :func:`lecturelib.reference.iterative_prune`."""
+    from . import reference
+    from .iterative import sparsity_schedule
+    from .pruning import prunable_names
+    from .training import clone_model
+
+    cases = [(0, 0.875, 3, 10), (1, 0.9, 2, 12), (2, 0.5, 1, 15)]
+    for seed, final, rounds, steps in cases:
+        model, data = _trained_tiny(seed, 60)
+        case = f"final_sparsity={final}, rounds={rounds}, finetune_iterations={steps} (a trained MLP, seed {seed})"
+        reference_model = clone_model(model)
+        expected = reference.iterative_prune(reference_model, data, final, rounds, steps)
+        result = _call(fn, case, model, data, final, rounds, steps)
+        masks = _expect_masks(result, rounds, prunable_names(model), fn.__name__, case)
+        schedule = sparsity_schedule(final, rounds)
+        for r, (mask, want, target) in enumerate(zip(masks, expected, schedule), start=1):
+            got = _pruned_share(mask)
+            if abs(got - _pruned_share(want)) > 1e-9:
+                hint = (" — the rounds prune equal fractions of ALL weights (a linear schedule); each round must prune the same "
+                        "fraction of the weights still remaining: use the sparsity schedule" if abs(got - final * r / rounds) < 0.01 and rounds > 1 else
+                        " — you pruned to the final sparsity at once; round r prunes to the r-th sparsity of the schedule"
+                        if abs(got - final) < 0.01 and r < rounds else "")
+                raise CheckFailed(f"{case}: after round {r} your mask prunes {got:.1%} of the weights, expected {target:.1%}{hint}.")
+            if r > 1 and any(bool((mask[k] & ~masks[r - 2][k]).any()) for k in mask):
+                raise CheckFailed(f"{case}: the mask of round {r} keeps weights that round {r - 1} had pruned — pruned weights stay "
+                                  "pruned: pass current_mask= the previous mask.")
+            layer_got = {k: round(float((~m).float().mean()), 3) for k, m in mask.items()}
+            layer_want = {k: round(float((~m).float().mean()), 3) for k, m in want.items()}
+            if layer_got != layer_want and all(abs(v - target) <= 1 / mask[k].numel() + 1e-9 for k, v in layer_got.items()):
+                raise CheckFailed(f"{case}: after round {r} every layer is pruned alike, {layer_got}, expected {layer_want} — prune "
+                                  "globally, one magnitude threshold over all layers (pruning.global_magnitude_mask), not layer by layer.")
+        regrown = sum(int((p.detach().cpu()[~masks[-1][k]] != 0).sum()) for k, p in model.named_parameters() if k in masks[-1])
+        if regrown:
+            raise CheckFailed(f"{case}: after your function {regrown} weights that the last mask prunes are non-zero — fine-tuning "
+                              "without the mask lets pruned weights grow back; train with mask=the round's mask.")
+        for r, (mask, want) in enumerate(zip(masks, expected), start=1):
+            if any(not torch.equal(mask[k], want[k]) for k in mask):
+                raise CheckFailed(f"{case}: the mask of round {r} has the right sparsity but prunes other weights than lecturelib's "
+                                  f"— round {r} prunes the smallest |w| of the weights as the previous round's fine-tuning left them "
+                                  f"(fine-tune {steps} steps with data_seed=r after every round).")
+        off = max(float((p.detach().cpu() - q.detach().cpu()).abs().max()) for p, q in zip(model.parameters(), reference_model.parameters()))
+        if off > 1e-4:
+            raise CheckFailed(f"{case}: the masks agree but the fine-tuned weights differ from lecturelib's by up to {off:.3g} — "
+                              f"after each round r, fine-tune with training.train(model, data, iterations={steps}, mask=mask, "
+                              "data_seed=r) and its default optimiser settings.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_find_ticket(fn: Callable) -> None:
+    """Check ``fn(model, data, rounds, rate, iterations)``: IMP with reset on ``model`` (at its initialisation W_0) —
+    train ``iterations`` steps, prune ``rate`` of each layer's surviving weights by magnitude, reset the survivors
+    to W_0, train with the mask, repeat — returning the ``rounds`` masks and leaving ``model`` at the last level's
+    trained weights. Compared with :func:`lecturelib.reference.find_ticket`."""
+    from . import reference
+    from .pruning import prunable_names
+    from .training import clone_model
+
+    cases = [(1, 3, 0.25, 15), (0, 2, 0.5, 20)]
+    for seed, rounds, rate, iterations in cases:
+        model, data = _tiny_mlp(seed), _tiny_data(seed)
+        case = f"rounds={rounds}, rate={rate}, iterations={iterations} (an MLP at its initialisation, seed {seed})"
+        reference_model = clone_model(model)
+        expected = reference.find_ticket(reference_model, data, rounds, rate, iterations)
+        result = _call(fn, case, model, data, rounds, rate, iterations)
+        masks = _expect_masks(result, rounds, prunable_names(model), fn.__name__, case)
+        for r, (mask, want) in enumerate(zip(masks, expected), start=1):
+            for name in mask:
+                got, target, n = int((~mask[name]).sum()), int((~want[name]).sum()), mask[name].numel()
+                if got != target:
+                    hint = (f" — you pruned {rate:.0%} of ALL of its weights each round; prune {rate:.0%} of those still left, "
+                            f"so after round r a fraction 1 - (1 - rate)^r is pruned" if got == round(min(r * rate, 1) * n) and r > 1 else
+                            " — prune each layer by the same rate (layerwise), not one global threshold" if r == 1 else "")
+                    raise CheckFailed(f"{case}: after round {r}, {name} has {got} of {n} weights pruned, expected {target} "
+                                      f"({1 - (1 - rate) ** r:.1%}){hint}.")
+            if r > 1 and any(bool((mask[k] & ~masks[r - 2][k]).any()) for k in mask):
+                raise CheckFailed(f"{case}: the mask of round {r} keeps weights that round {r - 1} had pruned — pass current_mask=.")
+        regrown = sum(int((p.detach().cpu()[~masks[-1][k]] != 0).sum()) for k, p in model.named_parameters() if k in masks[-1])
+        if regrown:
+            raise CheckFailed(f"{case}: at the end {regrown} weights that the last mask prunes are non-zero — train every level "
+                              "with mask=the level's mask, so pruned weights stay 0.")
+        if any(not torch.equal(masks[0][k], expected[0][k]) for k in masks[0]):
+            raise CheckFailed(f"{case}: the mask of round 1 prunes other weights than lecturelib's — train the dense network "
+                              f"first ({iterations} steps of training.train with its defaults), then prune the smallest |w| "
+                              "of the *trained* weights, layer by layer.")
+        for r in range(2, rounds + 1):
+            if any(not torch.equal(masks[r - 1][k], expected[r - 1][k]) for k in masks[r - 1]):
+                raise CheckFailed(f"{case}: round 1's mask is right but round {r}'s is not — after pruning, reset the survivors to "
+                                  "W_0, the weights the model had when your function was called (save a copy of "
+                                  "model.state_dict() before training; not a fresh initialisation, not the trained weights), "
+                                  "then train again with the mask.")
+        off = max(float((p.detach().cpu() - q.detach().cpu()).abs().max()) for p, q in zip(model.parameters(), reference_model.parameters()))
+        if off > 1e-4:
+            raise CheckFailed(f"{case}: the masks are right but the model's final weights differ from lecturelib's by up to {off:.3g} "
+                              f"— train the last level too ({iterations} steps from m ⊙ W_0) and leave the model there.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_random_reinit(fn: Callable) -> None:
+    """Check ``fn(make_model, mask, seed)``: the random re-initialisation control — ``make_model(seed)``, a fresh
+    draw of the architecture, with the weights ``mask`` prunes set to 0 (biases and kept weights as drawn);
+    ``mask`` unchanged."""
+    from torch import nn
+
+    from .pruning import prunable_names
+
+    def make(seed):
+        return _tiny_mlp(seed)
+
+    cases = []
+    for seed, sparsity in ((7, 0.5), (11, 0.8)):
+        template = make(0)
+        generator = torch.Generator().manual_seed(seed)
+        mask = {name: torch.rand(template.get_parameter(name).shape, generator=generator) >= sparsity for name in prunable_names(template)}
+        cases.append((seed, sparsity, mask))
+    for seed, sparsity, mask in cases:
+        case = f"seed={seed}, a mask pruning {sparsity:.0%} of each weight"
+        fresh = _state(make(seed))
+        mask_copy = {k: v.clone() for k, v in mask.items()}
+        result = _call(fn, case, make, mask, seed)
+        if any(not torch.equal(mask[k], mask_copy[k]) for k in mask):
+            raise CheckFailed(f"{case}: you changed the mask in place; the ticket needs it too.")
+        if not isinstance(result, nn.Module):
+            raise CheckFailed(f"{fn.__name__} should return the model (an nn.Module), got {type(result).__name__} — on the case {case}.")
+        state = result.state_dict()
+        if set(state) != set(fresh):
+            raise CheckFailed(f"{case}: the model holds {sorted(state)}, expected the architecture of make_model: {sorted(fresh)}.")
+        for name, value in state.items():
+            value = value.detach().cpu()
+            if name in mask:
+                alive = int((value[~mask[name]] != 0).sum())
+                if alive:
+                    raise CheckFailed(f"{case}: {alive} weights of {name!r} that the mask prunes are non-zero — the control keeps the "
+                                      "ticket's mask: set the pruned weights to 0 (pruning.apply_mask).")
+                keep = mask[name]
+                if not torch.equal(value[keep], fresh[name][keep]):
+                    same_init = torch.equal(value[keep], _state(make(0))[name][keep])
+                    hint = (" — those are make_model(0)'s; draw the fresh initialisation from the seed you are given" if same_init else
+                            " — the kept weights must be exactly make_model(seed)'s, a fresh draw from the same distribution "
+                            "(not rescaled, not shuffled, not torch.randn)")
+                    raise CheckFailed(f"{case}: the kept weights of {name!r} are not make_model({seed})'s initial values{hint}.")
+            elif not torch.equal(value, fresh[name]):
+                raise CheckFailed(f"{case}: {name!r} is not in the mask, so it must stay as make_model({seed}) drew it.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_error_barrier(fn: Callable) -> None:
+    """Check ``fn(model, state_a, state_b, data, alphas)``: ``(barrier, errors)`` — the test error (1 - accuracy, a
+    fraction) of the network at each ``alpha`` on the line ``(1 - alpha) state_a + alpha state_b``, and the barrier
+    ``max(errors) - (errors[0] + errors[-1]) / 2``. Compared with :func:`lecturelib.stability.error_barrier`."""
+    import numpy as np
+
+    from .stability import error_barrier, path_metrics
+    from .training import train
+
+    data = _tiny_data(3)
+    ends = []
+    for seed, steps in ((3, 40), (4, 15)):   # two networks from different inits, one trained longer: a barrier between them
+        model = _tiny_mlp(seed)
+        train(model, data, iterations=steps, lr=1e-2, data_seed=seed, device="cpu")
+        ends.append(_state(model))
+    cases = [("two networks from different inits, 11 alphas", ends[0], ends[1], [i / 10 for i in range(11)]),
+             ("the same two networks, 5 alphas", ends[0], ends[1], [0.0, 0.25, 0.5, 0.75, 1.0]),
+             ("a network and itself, 3 alphas", ends[0], ends[0], [0.0, 0.5, 1.0])]
+    for case, a, b, alphas in cases:
+        a_copy, b_copy = {k: v.clone() for k, v in a.items()}, {k: v.clone() for k, v in b.items()}
+        want_barrier, want = error_barrier(_tiny_mlp(0), a, b, data, alphas)
+        result = _call(fn, case, _tiny_mlp(0), a, b, data, list(alphas))
+        if any(not torch.equal(a[k], a_copy[k]) or not torch.equal(b[k], b_copy[k]) for k in a):
+            raise CheckFailed(f"{case}: you changed state_a or state_b in place; interpolate into new tensors.")
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckFailed(f"{fn.__name__} should return a tuple (barrier, errors), got {type(result).__name__} — on the case {case}.")
+        got_barrier, errors = result
+        try:
+            errors = np.asarray([float(e) for e in errors])
+            got_barrier = float(got_barrier)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{case}: return a number and a list of errors, got {type(result[0]).__name__} and "
+                              f"{type(result[1]).__name__}.") from None
+        if len(errors) != len(alphas):
+            raise CheckFailed(f"{case}: got {len(errors)} errors, expected one per alpha ({len(alphas)}), end points included.")
+        if not np.allclose(errors, want, atol=1e-6):
+            _, _, losses = path_metrics(_tiny_mlp(0), a, b, data, alphas)
+            i = int(np.argmax(np.abs(errors - want)))
+            hint = (" — those are accuracies; the error is 1 - accuracy" if np.allclose(errors, 1 - want, atol=1e-6) else
+                    " — those are percentages; use fractions" if np.allclose(errors, 100 * want, atol=1e-4) else
+                    " — those are the losses; the barrier here is on the test error, 1 - accuracy" if np.allclose(errors, losses, atol=1e-5) else
+                    " — alpha = 0 must give state_a and alpha = 1 state_b" if np.allclose(errors, want[::-1], atol=1e-6) else
+                    " — evaluate on the test split (data.x_test, data.y_test)")
+            raise CheckFailed(f"{case}: at alpha = {alphas[i]} your error is {errors[i]:.4f}, expected {want[i]:.4f}{hint}.")
+        if abs(got_barrier - want_barrier) > 1e-6:
+            ends_mean, top = (want[0] + want[-1]) / 2, want.max()
+            hint = (" — you subtracted the larger end error; the barrier is measured from the MEAN of the two ends"
+                    if abs(got_barrier - (top - max(want[0], want[-1]))) < 1e-6 else
+                    " — that is the highest error itself; subtract the mean of the two end errors" if abs(got_barrier - top) < 1e-6 else
+                    " — that is max - min over the path; subtract the mean of the two END errors" if abs(got_barrier - (top - want.min())) < 1e-6 else
+                    " — you subtracted the smaller end error; the barrier is measured from the MEAN of the two ends"
+                    if abs(got_barrier - (top - min(want[0], want[-1]))) < 1e-6 else
+                    " — that is the path's mean minus the ends' mean; take the path's maximum" if abs(got_barrier - (want.mean() - ends_mean)) < 1e-6 else "")
+            raise CheckFailed(f"{case}: barrier {got_barrier:.4f}, expected max(errors) - (errors[0] + errors[-1]) / 2 = "
+                              f"{top:.4f} - {ends_mean:.4f} = {want_barrier:.4f}{hint}.")
+    _passed(fn.__name__, len(cases))

@@ -1,4 +1,5 @@
-"""The weighted sum ``S = Σ_i w_i x_i`` and how much each term matters to it.
+"""The weighted sum ``S = Σ_i w_i x_i`` and how much each term matters to it
+(Chapter 1, notebooks/01_weighted_sum.ipynb).
 
 Shapes: one neuron's weights ``w`` are ``(n,)``; inputs ``x`` are ``(n,)`` or a batch ``(B, n)``.
 """
@@ -9,9 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_choice, check_fraction
-
-ORDERS = ("smallest", "largest", "random")
+from .pruning import prune_weights
 
 
 def weighted_sum(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -26,45 +25,17 @@ def contributions(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x * w
 
 
-def prune_weights(w: torch.Tensor, ratio: float, order: str = "smallest", *, seed: int = 0) -> torch.Tensor:
-    """Return a copy of ``w`` with ``round(ratio * n)`` of its ``n`` weights set to 0.
-
-    Args:
-        w: weights of any shape — one neuron's ``(n,)`` or a whole matrix; ``n`` counts every entry
-            and the ranking runs over all of them.
-        ratio: fraction to zero, in [0, 1] (1 zeroes every weight).
-        order: which go first — ``"smallest"`` |w| (magnitude pruning), ``"largest"`` |w|, or ``"random"``.
-        seed: seed of the ``"random"`` order.
-
-    Examples:
-        >>> int((prune_weights(torch.arange(1.0, 17.0).reshape(4, 4), 0.5) == 0).sum())
-        8
-    """
-    if not isinstance(w, torch.Tensor):
-        raise TypeError(f"w must be a tensor, got {type(w).__name__}")
-    ratio = check_fraction("ratio", ratio, allow_one=True)
-    check_choice("order", order, ORDERS)
-    flat = w.detach().reshape(-1)
-    n_prune = round(ratio * flat.numel())
-    if order == "random":
-        ranking = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(seed))
-    else:
-        ranking = flat.abs().argsort(descending=order == "largest", stable=True)
-    pruned = flat.clone()
-    pruned[ranking[:n_prune].to(pruned.device)] = 0
-    return pruned.reshape(w.shape)
-
-
 def sum_change(
-    w: torch.Tensor, x: torch.Tensor, ratios: Sequence[float], order: str = "smallest", *, seed: int = 0
+    w: torch.Tensor, x: torch.Tensor, sparsities: Sequence[float], order: str = "smallest", *, seed: int = 0
 ) -> torch.Tensor:
-    """Return, for each ratio, the mean ``|S_pruned - S|`` over the batch ``x`` ``(B, n)``, in units of the spread (std) of ``S``.
+    """Return, for each sparsity, the mean ``|S_pruned - S|`` over the batch ``x`` ``(B, n)``, in units of the spread (std) of ``S``.
 
-    A value of 1 means pruning moves the weighted sum by as much as it varies from input to input.
+    ``w`` is pruned by :func:`lecturelib.pruning.prune_weights` in the ``order`` given. A value of 1
+    means pruning moves the weighted sum by as much as it varies from input to input.
     """
     s = weighted_sum(w, x)
     scale = s.std()
-    return torch.stack([(weighted_sum(prune_weights(w, r, order, seed=seed), x) - s).abs().mean() / scale for r in ratios])
+    return torch.stack([(weighted_sum(prune_weights(w, r, order, seed=seed), x) - s).abs().mean() / scale for r in sparsities])
 
 
 def _check_shapes(w: torch.Tensor, x: torch.Tensor) -> None:

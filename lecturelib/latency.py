@@ -1,6 +1,7 @@
-"""Measuring inference latency honestly: warm-up, repeated runs, medians, and the layers being timed
-(a dense weight, the same weight with zeros, a sparse CSR copy, a weight with whole rows removed,
-and stacks of layers with units or whole layers removed).
+"""Measuring inference latency honestly (Chapter 2, notebooks/02_gains_and_costs.ipynb): warm-up, repeated
+runs, medians, and the layers being timed (a dense weight, the same weight with zeros from
+:func:`lecturelib.pruning.prune_weights`, a sparse CSR copy, a weight with whole rows removed, and
+stacks of layers with units or whole layers removed).
 
 Timings are wall-clock seconds of ``time.perf_counter``. They vary from run to run and from machine
 to machine, so the course reports **medians** of many runs after a **warm-up** (the first calls pay
@@ -21,6 +22,7 @@ import torch
 
 from ._checks import check_fraction, check_functions, check_positive_int
 from .machine import machine_class, torch_threads   # machine_class: the label chapters 2 and 7 print beside a timing
+from .pruning import keep_largest, kept_count, row_norms
 
 
 @dataclass(frozen=True)
@@ -221,33 +223,16 @@ def random_weight(n_out: int, n_in: int, *, seed: int = 0) -> torch.Tensor:
     return (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
 
 
-def zero_smallest(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Return a copy of ``weight`` with its ``round(sparsity * numel)`` smallest-|w| entries set to 0.
-
-    The shape (and so the work of a dense kernel) is unchanged: this is unstructured pruning.
-    """
-    sparsity = check_fraction("sparsity", sparsity, allow_one=False)
-    flat = weight.detach().reshape(-1).clone()
-    n_prune = round(sparsity * flat.numel())
-    if n_prune:
-        magnitude = flat.abs()
-        below = magnitude <= torch.kthvalue(magnitude, n_prune).values  # O(n) selection
-        if int(below.sum()) != n_prune:  # ties at the threshold: fall back to an exact top-k
-            below = torch.zeros_like(below)
-            below[torch.topk(magnitude, n_prune, largest=False).indices] = True
-        flat[below] = 0
-    return flat.reshape(weight.shape)
-
-
-def remove_rows(weight: torch.Tensor, fraction: float, bias: torch.Tensor | None = None):
-    """Remove the ``round(fraction * n_out)`` rows (output units) of ``weight`` with the smallest L2 norm.
+def remove_rows(weight: torch.Tensor, sparsity: float, bias: torch.Tensor | None = None):
+    """Remove the ``round(sparsity * n_out)`` rows (output units) of ``weight`` with the smallest L2 norm.
 
     Returns a **smaller dense** matrix: this is structured (row / channel) pruning, and the work
-    of a dense kernel shrinks with it.
+    of a dense kernel shrinks with it. The rows are chosen by :func:`lecturelib.pruning.keep_largest`
+    on :func:`lecturelib.pruning.row_norms` (ties stable, at least one row survives).
 
     Args:
         weight: ``(n_out, n_in)``.
-        fraction: share of rows removed, in [0, 1); at least one row survives.
+        sparsity: share of rows removed, in [0, 1).
         bias: optional ``(n_out,)`` bias, sliced the same way.
 
     Returns:
@@ -255,16 +240,14 @@ def remove_rows(weight: torch.Tensor, fraction: float, bias: torch.Tensor | None
         kept row indices ``(k,)`` in increasing order.
 
     Raises:
-        ValueError: ``weight`` is not 2-D, ``bias`` does not match, or ``fraction`` is outside [0, 1).
+        ValueError: ``weight`` is not 2-D, ``bias`` does not match, or ``sparsity`` is outside [0, 1).
     """
     if weight.dim() != 2:
         raise ValueError(f"weight must be 2-D (n_out, n_in), got shape {tuple(weight.shape)}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    fraction = check_fraction("fraction", fraction)
-    n_out = weight.shape[0]
-    n_keep = max(1, n_out - round(fraction * n_out))
-    kept = torch.topk(weight.detach().norm(dim=1), n_keep).indices.sort().values
+    sparsity = check_fraction("sparsity", sparsity)
+    kept = keep_largest(row_norms(weight, 2), kept_count(sparsity, weight.shape[0])).nonzero().flatten().to(weight.device)
     kept_bias = bias.detach()[kept].clone() if bias is not None else None
     return weight.detach()[kept].contiguous(), kept_bias, kept
 
@@ -305,16 +288,16 @@ def stack_forward(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Ten
     return x
 
 
-def remove_hidden_units(weights: Sequence[torch.Tensor], fraction: float) -> list[torch.Tensor]:
-    """Remove ``fraction`` of the units of every hidden layer of a stack (the smallest-norm rows of
+def remove_hidden_units(weights: Sequence[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
+    """Remove ``sparsity`` (a fraction) of the units of every hidden layer of a stack (the smallest-norm rows of
     layer ``i`` and the matching columns of layer ``i + 1``); input and output widths stay.
 
     Returns the new, smaller dense weights (channel pruning of a linear stack).
     """
-    fraction = check_fraction("fraction", fraction)
+    sparsity = check_fraction("sparsity", sparsity)
     weights = [w.detach() for w in weights]
     for i in range(len(weights) - 1):
-        kept_w, _, kept = remove_rows(weights[i], fraction)
+        kept_w, _, kept = remove_rows(weights[i], sparsity)
         weights[i] = kept_w
         weights[i + 1] = weights[i + 1][:, kept].contiguous()
     return weights

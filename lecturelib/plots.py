@@ -1,7 +1,8 @@
 """Figures of the course, with one palette so a colour means the same thing in every chapter.
 
-Functions take data (histories, arrays) and return the matplotlib ``Axes`` they drew on; they never
-train anything, which keeps notebook outputs stable.
+Functions take data (histories, arrays, pruned weights) and return the matplotlib ``Axes`` they drew on;
+they never train or prune anything, which keeps notebook outputs stable. Every chapter draws with them;
+the section comments below name the chapters.
 """
 
 from __future__ import annotations
@@ -113,25 +114,23 @@ def plot_weighted_sum_terms(w, x, *, axes=None, image_shape=None) -> np.ndarray:
     return axes
 
 
-def plot_pruned_weighted_sum(w, x, ratio: float, *, fig=None) -> plt.Figure:
-    """Left: the terms ``w_i x_i`` left after pruning the ``ratio`` smallest-|w| weights (pruned ones crossed out).
-    Right: the weighted sum S after pruning that many weights by smallest |w|, largest |w| and at random."""
-    from . import importance
-
+def plot_pruned_weighted_sum(w, x, pruned: Mapping[str, object], *, fig=None) -> plt.Figure:
+    """Left: the terms ``w_i x_i`` left in ``pruned["smallest"]`` (pruned ones crossed out). Right: the weighted
+    sum S of ``w`` and of each pruned copy ``pruned[order]`` (``"smallest"``, ``"random"``, ``"largest"``: from
+    :func:`lecturelib.pruning.prune_weights` at one sparsity)."""
     fig = fig if fig is not None else plt.figure(figsize=FIGSIZE)
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
     w_t, x_t = _tensor(w), _tensor(x)
-    kept = importance.prune_weights(w_t, ratio, "smallest")
-    terms = (kept * x_t).numpy()
+    kept = _tensor(pruned["smallest"])
     limit = np.abs((w_t * x_t).numpy()).max() or 1.0
-    left.imshow(_as_image(terms), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    left.imshow(_as_image((kept * x_t).numpy()), cmap="RdBu_r", vmin=-limit, vmax=limit)
     rows, cols = np.nonzero(_as_image((kept == 0).numpy()))
     left.scatter(cols, rows, marker="x", s=14, color=COLORS["random"], linewidths=0.8)
-    left.set_title(f"terms kept ({ratio:.0%} of weights pruned)")
+    left.set_title(f"terms kept ({float((kept == 0).float().mean()):.0%} of weights pruned)")
     left.set_xticks([]), left.set_yticks([]), left.grid(False)
-    s = float(importance.weighted_sum(w_t, x_t))
+    s = float(x_t @ w_t)
     orders = [("smallest |w|", "smallest", COLORS["retrained"]), ("random", "random", COLORS["random"]), ("largest |w|", "largest", COLORS["pruned"])]
-    values = [float(importance.weighted_sum(importance.prune_weights(w_t, ratio, order), x_t)) for _, order, _ in orders]
+    values = [float(x_t @ _tensor(pruned[order])) for _, order, _ in orders]
     right.barh(["unpruned"] + [label for label, _, _ in orders], [s] + values, color=[COLORS["dense"]] + [c for *_, c in orders])
     right.axvline(s, color=COLORS["dense"], lw=1, ls="--")
     right.set_xlabel("weighted sum S (logit)")
@@ -139,12 +138,12 @@ def plot_pruned_weighted_sum(w, x, ratio: float, *, fig=None) -> plt.Figure:
     return fig
 
 
-def plot_sum_change(ratios, changes, *, ax=None, title: str | None = None) -> plt.Axes:
-    """Draw ``changes[order]`` (from :func:`lecturelib.importance.sum_change`) against the pruning ratio (%)."""
+def plot_sum_change(sparsities, changes, *, ax=None, title: str | None = None) -> plt.Axes:
+    """Draw ``changes[order]`` (from :func:`lecturelib.importance.sum_change`) against the sparsity (%)."""
     ax = ax if ax is not None else plt.gca()
     colors = {"smallest": COLORS["retrained"], "random": COLORS["random"], "largest": COLORS["pruned"]}
     for order, values in changes.items():
-        ax.plot(100 * np.asarray(ratios), np.asarray(values), marker="o", ms=3, color=colors.get(order), label=f"{order} |w| first" if order != "random" else "random order")
+        ax.plot(100 * np.asarray(sparsities), np.asarray(values), marker="o", ms=3, color=colors.get(order), label=f"{order} |w| first" if order != "random" else "random order")
     return _label_axes(ax, xlabel="weights set to zero (%)", ylabel="mean |ΔS| / std(S)", title=title, legend=True)
 
 
@@ -155,7 +154,7 @@ def _tensor(values):
     return values.detach().float().cpu() if hasattr(values, "detach") else torch.as_tensor(np.asarray(values), dtype=torch.float32)
 
 
-# --- Lottery tickets, rewinding and stability (lecturelib.lottery, lecturelib.stability) ---
+# --- Chapters 9-10: lottery tickets, rewinding and stability (lecturelib.lottery, lecturelib.stability) ---
 
 def plot_sparsity_curves(
     ax: plt.Axes,
@@ -234,7 +233,7 @@ def plot_barrier_vs_k(
     return _label_axes(ax, xlabel="rewind iteration k", ylabel=ylabel, title=title, legend=True)
 
 
-# --- Gains and costs, weight distributions, dropout (lecturelib.latency, .distributions, .dropout, .regularization) ---
+# --- Chapters 2-4: gains and costs, weight distributions, dropout (lecturelib.latency, .distributions, .dropout, .regularization) ---
 
 def plot_weight_histograms(
     counts: Mapping[str, Mapping[str, Sequence[float]]],
@@ -394,11 +393,11 @@ def plot_ensemble_accuracy(
     return _label_axes(ax, xlabel="sub-networks averaged, k (log scale)", ylabel="test accuracy (%)", title=title, legend=True)
 
 
-# --- Ratio curves and the pruning loop (lecturelib.iterative) ---
+# --- Chapters 3, 5-8: surviving weights, the pruning loop and sparsity curves (lecturelib.iterative) ---
 
 def plot_ratio_curves(
     axes: Sequence[plt.Axes],
-    ratios: Sequence[float],
+    sparsities: Sequence[float],
     curves: Mapping[str, tuple[np.ndarray, np.ndarray, str, str]],
     *,
     dense_acc: float | None = None,
@@ -408,12 +407,12 @@ def plot_ratio_curves(
 
     Args:
         axes: two Axes (accuracy, loss).
-        ratios: fractions of weights pruned, shape ``(n,)``; drawn in percent.
+        sparsities: fractions of weights pruned, shape ``(n,)``; drawn in percent.
         curves: ``{label: (accuracies (seeds, n) as fractions, losses (seeds, n), colour, linestyle)}``.
         dense_acc: the unpruned accuracy (fraction), drawn as a dotted reference line.
         title: the figure's title (state the finding).
     """
-    x = 100 * np.asarray(ratios, dtype=float)
+    x = 100 * np.asarray(sparsities, dtype=float)
     for label, (accs, losses, color, style) in curves.items():
         for ax, values in ((axes[0], 100 * np.atleast_2d(np.asarray(accs, dtype=float))), (axes[1], np.atleast_2d(np.asarray(losses, dtype=float)))):
             ax.plot(x, values.mean(0), marker="o", ms=3.5, color=color, ls=style, label=label)
@@ -432,22 +431,21 @@ def plot_ratio_curves(
     return axes
 
 
-def plot_surviving_histogram(ax: plt.Axes, weights, ratio: float, edges) -> plt.Axes:
-    """Draw the histogram of ``weights`` (outline) and of the weights that survive magnitude pruning of
-    the ``ratio`` smallest |w| (filled), on the fixed bin ``edges``; the title gives the count and threshold."""
-    from . import distributions, latency
+def plot_surviving_histogram(ax: plt.Axes, weights, pruned, edges) -> plt.Axes:
+    """Draw the histogram of ``weights`` (outline) and of the weights that survive in ``pruned`` (filled; e.g.
+    :func:`lecturelib.pruning.prune_weights`), on the fixed bin ``edges``; the title gives the count and threshold."""
+    from . import distributions
 
-    flat = _tensor(weights).reshape(-1)
-    edges = _tensor(edges)
-    pruned = latency.zero_smallest(flat, float(ratio))
+    flat, pruned, edges = _tensor(weights).reshape(-1), _tensor(pruned).reshape(-1), _tensor(edges)
     alive = distributions.survivors(pruned)
+    removed = len(flat) - len(alive)
     threshold = float(alive.abs().min()) if len(alive) else float("inf")
     ax.stairs(distributions.survivor_histogram(flat, edges).numpy(), edges.numpy(), color=COLORS["random"], label="before pruning")
     ax.stairs(distributions.survivor_histogram(pruned, edges).numpy(), edges.numpy(), fill=True, alpha=0.8,
               color=COLORS["pruned"], label="surviving weights")
     ax.set_xlabel("weight value")
     ax.set_ylabel("weights per bin")
-    ax.set_title(f"{ratio:.0%} pruned: {len(flat) - len(alive)} weights with |w| < {threshold:.3f} removed")
+    ax.set_title(f"{removed / len(flat):.0%} pruned: {removed} weights with |w| < {threshold:.3f} removed")
     ax.legend()
     return ax
 

@@ -1,4 +1,5 @@
-"""Unstructured magnitude pruning with explicit masks.
+"""Unstructured magnitude pruning with explicit masks (Chapter 5, notebooks/05_pruning_loop.ipynb), and the
+one selection every pruning function of the library uses, :func:`keep_largest` (stable ties).
 
 A *mask* is a plain ``dict`` ``{parameter name: bool tensor}`` keyed like ``model.named_parameters()``;
 ``True`` keeps a weight, ``False`` prunes it. Parameters missing from a mask are not pruned.
@@ -115,12 +116,77 @@ def _scores(model: nn.Module, names: list[str], current: Mask | None, norm: int)
     return scores
 
 
-def _keep_top(scores: torch.Tensor, n_prune: int) -> torch.Tensor:
-    """Bool mask of ``scores``' shape that prunes the ``n_prune`` smallest scores."""
-    keep = torch.ones(scores.numel(), dtype=torch.bool)
-    if n_prune > 0:
-        keep[torch.topk(scores.reshape(-1), n_prune, largest=False).indices] = False
+def keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Return a bool tensor of ``scores``' shape, ``True`` at its ``n_keep`` largest entries: the library's one selection.
+
+    Every pruning function selects through this one: weights by ``|w|`` (:func:`prune_weights`, the
+    masks), rows and channels by :func:`row_norms` (:mod:`lecturelib.structured`, :mod:`lecturelib.latency`).
+    Ties are broken by position, as a *stable* sort would: among equal scores the one with the lower
+    (flattened) index is pruned first — the same result on every platform. It runs in O(n) (a
+    ``kthvalue`` threshold; the entries tied at it are taken in index order), not O(n log n).
+
+    Examples:
+        >>> keep_largest(torch.tensor([0.5, 0.1, 0.5, 0.3]), 1).tolist()   # the tie 0.5 / 0.5: index 0 goes first
+        [False, False, True, False]
+    """
+    flat = scores.reshape(-1)
+    if not 0 <= n_keep <= flat.numel():
+        raise ValueError(f"n_keep must be in [0, {flat.numel()}] (the number of scores), got {n_keep!r}")
+    n_prune = flat.numel() - n_keep
+    if n_prune == 0:
+        return torch.ones_like(scores, dtype=torch.bool)
+    threshold = flat.kthvalue(n_prune).values
+    keep = flat > threshold
+    keep[(flat == threshold).nonzero().flatten()[n_prune - int((flat < threshold).sum()):]] = True
     return keep.reshape(scores.shape)
+
+
+def kept_count(sparsity: float, n: int) -> int:
+    """Return how many of ``n`` entries survive ``sparsity``: ``n - round(sparsity * n)``, at least 1 (a layer is never emptied)."""
+    return n - min(round(sparsity * n), max(n - 1, 0))
+
+
+def row_norms(weight: torch.Tensor, norm: int = 1) -> torch.Tensor:
+    """Return the L1 (``Σ|w|``, ``norm=1``) or L2 (``sqrt(Σw²)``, ``norm=2``) norm of each output row / filter ``weight[i]``.
+
+    Shape ``(n_out,)``, float32 on the CPU; the norm runs over all dimensions but the first, so a
+    Linear weight ``(n_out, n_in)`` gives its rows' norms and a Conv2d weight ``(C_out, C_in, kH, kW)`` its filters'.
+    """
+    check_choice("norm", norm, (1, 2))
+    rows = weight.detach().float().cpu().flatten(1)
+    return rows.abs().sum(1) if norm == 1 else rows.pow(2).sum(1).sqrt()
+
+
+ORDERS = ("smallest", "largest", "random")
+
+
+def prune_weights(w: torch.Tensor, sparsity: float, order: str = "smallest", *, seed: int = 0) -> torch.Tensor:
+    """Return a copy of ``w`` (any shape) with ``round(sparsity * n)`` of its ``n`` entries set to 0, at most ``n - 1``.
+
+    Args:
+        w: weights of any shape — one neuron's ``(n,)`` or a whole matrix; the ranking runs over every entry.
+        sparsity: fraction to zero, in [0, 1).
+        order: which go first — ``"smallest"`` |w| (magnitude pruning), ``"largest"`` |w|, or ``"random"``.
+        seed: seed of the ``"random"`` order.
+
+    The shape (and so the work of a dense kernel) is unchanged: this is unstructured pruning.
+
+    Examples:
+        >>> int((prune_weights(torch.arange(1.0, 17.0).reshape(4, 4), 0.5) == 0).sum())
+        8
+    """
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"w must be a tensor, got {type(w).__name__}")
+    sparsity = check_fraction("sparsity", sparsity)
+    check_choice("order", order, ORDERS)
+    w = w.detach()
+    if order == "random":   # score = position in a random permutation
+        scores = torch.empty(w.numel())
+        scores[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))] = torch.arange(w.numel(), dtype=scores.dtype)
+    else:
+        scores = w.abs().reshape(-1) if order == "smallest" else -w.abs().reshape(-1)
+    keep = keep_largest(scores, kept_count(sparsity, w.numel())).to(w.device)
+    return w.masked_fill(~keep.reshape(w.shape), 0)
 
 
 def _protect_largest(score: torch.Tensor) -> torch.Tensor:
@@ -175,7 +241,7 @@ def layerwise_magnitude_mask(
         1
     """
     names = _names_to_prune(model, names, current_mask)
-    per_layer = _per_layer(sparsity, names)
+    per_layer = layer_sparsities(sparsity, names)
     if current_mask is not None:
         check_mask(model, current_mask)
     scores = _scores(model, names, current_mask, norm)
@@ -183,7 +249,7 @@ def layerwise_magnitude_mask(
     for name, score in scores.items():
         current_zeros = int((score < 0).sum())
         n_prune = _target_count(name, per_layer.get(name, 0.0), score.numel(), current_zeros) if name in per_layer else current_zeros
-        mask[name] = _keep_top(_protect_largest(score), n_prune)
+        mask[name] = keep_largest(_protect_largest(score), score.numel() - n_prune)
     return mask
 
 
@@ -211,7 +277,7 @@ def global_magnitude_mask(
     flat = torch.cat([_protect_largest(score).reshape(-1) for score in scores.values()])
     alive_layers = sum(int((score >= 0).any()) for score in scores.values())
     n_prune = _target_count("global", sparsity, flat.numel(), int((flat < 0).sum()), protected=alive_layers)
-    keep = _keep_top(flat, n_prune)
+    keep = keep_largest(flat, flat.numel() - n_prune)
     mask, start = {}, 0
     for name, score in scores.items():
         mask[name] = keep[start:start + score.numel()].reshape(score.shape)
@@ -219,7 +285,8 @@ def global_magnitude_mask(
     return mask
 
 
-def _per_layer(sparsity: float | Mapping[str, float], names: list[str]) -> dict[str, float]:
+def layer_sparsities(sparsity: float | Mapping[str, float], names: list[str]) -> dict[str, float]:
+    """Return ``{name: sparsity}`` for one sparsity given to all ``names`` or a checked ``{name: sparsity}`` for some of them."""
     if isinstance(sparsity, Mapping):
         unknown = set(sparsity) - set(names)
         if unknown:

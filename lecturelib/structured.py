@@ -1,4 +1,5 @@
-"""Structured (channel / filter) pruning: score whole filters, mask them, and really remove them.
+"""Structured (channel / filter) pruning: score whole filters, mask them, and really remove them
+(Chapter 7, notebooks/07_structured_pruning.ipynb).
 
 Unstructured pruning (:mod:`lecturelib.pruning`) zeroes single weights and leaves the tensor
 shapes alone. *Channel pruning* removes whole output channels of a convolution — filter ``c`` of
@@ -12,9 +13,9 @@ next layer loses the matching inputs, and the network can be rebuilt smaller (Li
   exactly what the masked network computes.
 * :func:`conv_widths` — the output channels of each convolution (to build the same architecture from scratch).
 
-A *fraction* is always the share of a layer's output channels that is removed; ``fraction`` of ``C``
-channels removes ``round(fraction * C)`` of them (the rounding rule of :mod:`lecturelib.pruning`),
-and at least one channel must survive in every layer.
+A *sparsity* is the share of a layer's output channels that is removed: ``sparsity`` of ``C``
+channels removes ``round(sparsity * C)`` of them, and at least one channel survives in every layer
+(the rules of :mod:`lecturelib.pruning`, whose :func:`~lecturelib.pruning.keep_largest` chooses them).
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_fraction
-from .pruning import Mask, check_mask
+from .pruning import Mask, check_mask, keep_largest, kept_count, layer_sparsities, row_norms
 
 # Modules that act on each channel separately (or not at all): a removed channel stays removed through them.
 _CHANNELWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity)
@@ -63,20 +63,15 @@ def channel_scores(model: nn.Module, norm: int = 1) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: ``norm`` is not 1 or 2, or the model has no convolution.
     """
-    check_choice("norm", norm, (1, 2))
     convs = conv_layers(model)
     if not convs:
         raise ValueError(f"channel_scores needs a model with nn.Conv2d layers; {type(model).__name__} has none")
-    scores = {}
-    for name, conv in convs.items():
-        weight = conv.weight.detach().float().cpu().flatten(1)
-        scores[f"{name}.weight"] = weight.abs().sum(1) if norm == 1 else weight.pow(2).sum(1).sqrt()
-    return scores
+    return {f"{name}.weight": row_norms(conv.weight, norm) for name, conv in convs.items()}
 
 
 def channel_mask(
     model: nn.Module,
-    fraction: float | Mapping[str, float],
+    sparsity: float | Mapping[str, float],
     *,
     norm: int = 1,
     names: Iterable[str] | None = None,
@@ -84,13 +79,14 @@ def channel_mask(
     """Return a mask that removes the lowest-norm filters of each convolution (layer by layer).
 
     For a removed channel ``c`` of ``convK`` the mask zeroes the whole filter ``convK.weight[c]``
-    and the bias ``convK.bias[c]``, so the channel's output is exactly 0 after the ReLU. Ties are
-    broken towards the lower channel index.
+    and the bias ``convK.bias[c]``, so the channel's output is exactly 0 after the ReLU. The filters
+    are chosen by :func:`lecturelib.pruning.keep_largest`: ties go in channel order, and a layer
+    keeps at least its largest filter.
 
     Args:
         model: the (trained) network whose filters are scored.
-        fraction: share of output channels to remove in every chosen convolution, in [0, 1), or
-            ``{conv weight name: fraction}`` per layer (layers missing from the dict are not pruned).
+        sparsity: share of output channels to remove in every chosen convolution, in [0, 1), or
+            ``{conv weight name: sparsity}`` per layer (layers missing from the dict are not pruned).
         norm: 1 (L1, Li et al. 2017) or 2 (L2) filter norms, see :func:`channel_scores`.
         names: conv weight names to prune (default: all convolutions).
 
@@ -98,8 +94,7 @@ def channel_mask(
         ``{"convK.weight": bool (C_out, C_in, kH, kW), "convK.bias": bool (C_out,), …}``; ``True`` keeps.
 
     Raises:
-        TypeError / ValueError: a fraction that is not a number in [0, 1), or one that would
-            remove every channel of a layer.
+        TypeError / ValueError: a sparsity that is not a number in [0, 1).
         KeyError: a name that is not a convolution's weight.
     """
     scores = channel_scores(model, norm)
@@ -107,30 +102,10 @@ def channel_mask(
     for name in names:
         if name not in scores:
             raise KeyError(f"{name!r} is not the weight of a convolution; convolutions: {', '.join(scores)}")
-    if isinstance(fraction, Mapping):
-        unknown = set(fraction) - set(names)
-        if unknown:
-            raise KeyError(f"fraction names layers that are not pruned here: {sorted(unknown)}; prunable: {names}")
-        per_layer = {name: check_fraction(f"fraction[{name!r}]", value) for name, value in fraction.items()}
-    else:
-        value = check_fraction("fraction", fraction)
-        per_layer = {name: value for name in names}
-
     params = dict(model.named_parameters())
     mask: Mask = {}
-    for name, frac in per_layer.items():
-        score = scores[name]
-        n_out = score.numel()
-        n_remove = round(frac * n_out)
-        if n_remove >= n_out:
-            raise ValueError(
-                f"fraction {frac!r} would remove all {n_out} channels of {name!r} (round({frac} * {n_out}) = {n_remove}); "
-                f"at least one channel must survive — use a fraction below {(n_out - 0.5) / n_out:.4f}"
-            )
-        keep = torch.ones(n_out, dtype=torch.bool)
-        if n_remove:
-            # stable sort: equal scores are removed in index order, so results do not depend on the platform
-            keep[torch.sort(score, stable=True).indices[:n_remove]] = False
+    for name, layer_sparsity in layer_sparsities(sparsity, names).items():
+        keep = keep_largest(scores[name], kept_count(layer_sparsity, scores[name].numel()))
         weight = params[name]
         mask[name] = keep.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight).clone()
         bias_name = name[: -len("weight")] + "bias"

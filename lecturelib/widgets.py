@@ -273,3 +273,118 @@ def twin(demo: ipywidgets.VBox, *, dpi: int = 72) -> Twin:
         f'<script>{_TWIN_SCRIPT % {"id": json.dumps(element_id)}}</script></div>'
     )
     return Twin(markup, tuple(values), tuple(labels), tuple(titles))
+
+
+# --- Sliders over precomputed experiment results (Chapters 9 and 10): nothing is trained, the frames read the results ---
+
+def _fixed_limits(values, pad: float) -> tuple[float, float]:
+    """``(min - pad, max + pad)`` over every value: one y range for every frame, so a change between frames shows."""
+    values = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in values])
+    return float(values.min() - pad), float(values.max() + pad)
+
+
+def ticket_level_demo(weights_left, iterations, curves, *, level: int | None = None) -> ipywidgets.VBox:
+    """A slider over IMP's pruning levels: at each, the learning curves and per-seed accuracies of every kind of network (Chapter 9).
+
+    The left panel draws the validation accuracy during training (mean over seeds, min–max band),
+    the right one the test accuracy at early stopping of every seed (dots) and their mean (bar), with
+    the dense network's mean as a dotted line when level 0 is dense. Both y ranges are the same in
+    every frame. The title states each kind's mean [min–max] and, for two kinds, the first one's lead.
+
+    Args:
+        weights_left: fraction of the weights left at each level, shape ``(levels,)``.
+        iterations: the iterations at which the learning curves were evaluated, shape ``(evaluations,)``.
+        curves: ``{label: (validation accuracy in % of shape (seeds, levels, evaluations),
+            test accuracy at early stopping in % of shape (seeds, levels), colour)}``, e.g. the
+            winning ticket and the same mask randomly re-initialised.
+        level: index of the initial level (default: the sparsest).
+    """
+    left = np.asarray(weights_left, dtype=float)
+    iterations = np.asarray(iterations, dtype=float)
+    curves = {label: (np.asarray(val, dtype=float), np.asarray(test, dtype=float), color)
+              for label, (val, test, color) in curves.items()}
+    for label, (val, test, _) in curves.items():
+        if val.ndim != 3 or val.shape[1:] != (len(left), len(iterations)) or test.shape != val.shape[:2]:
+            raise ValueError(f"curves[{label!r}] must hold arrays of shapes (seeds, {len(left)}, {len(iterations)}) and "
+                             f"(seeds, {len(left)}), got {val.shape} and {test.shape}")
+    val_lim = _fixed_limits([val for val, _, _ in curves.values()], 2.0)
+    test_lim = _fixed_limits([test for _, test, _ in curves.values()], 3.0)
+    dense = next(iter(curves.values()))[1][:, 0].mean() if left[0] == 1.0 else None
+
+    def draw(i):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=plots.FIGSIZE, gridspec_kw={"width_ratios": (2, 1)})
+        colors = {label: color for label, (_, _, color) in curves.items()}
+        plots.plot_learning_curves(ax1, {label: (iterations, val[:, i]) for label, (val, _, _) in curves.items()},
+                                   ylabel="validation accuracy (%)", colors=colors)
+        ax1.set_ylim(*val_lim)
+        ax1.legend(title="mean; band: min–max over seeds", fontsize=7, title_fontsize=7, loc="lower right")
+        plots.plot_per_seed(ax2, {label: test[:, i] for label, (_, test, _) in curves.items()},
+                            ylabel="test accuracy at early stopping (%)", colors=colors)
+        if dense is not None:
+            ax2.axhline(dense, color=plots.COLORS["dense"], lw=1, ls=":", label="dense (mean)")
+            ax2.legend(fontsize=7, loc="lower right")
+        ax2.set_ylim(*test_lim)
+        tests = [test[:, i] for _, test, _ in curves.values()]
+        parts = [f"{label} {t.mean():.1f} % [{t.min():.1f}–{t.max():.1f}]" for label, t in zip(curves, tests)]
+        if len(tests) == 2:
+            spread = max(np.ptp(t) for t in tests)
+            parts.append(f"lead {tests[0].mean() - tests[1].mean():+.1f} points (seed spread {spread:.1f})")
+        fig.suptitle(f"{100 * left[i]:.1f} % of the weights left: " + ", ".join(parts), fontsize=9)
+        return fig
+
+    options = [(f"{100 * w:.1f} % left", i) for i, w in enumerate(left)]
+    return choice_demo(options, draw, description="weights", value=len(left) - 1 if level is None else level)
+
+
+def interpolation_demo(paths, *, threshold: float, seeds=None, k: int | None = None) -> ipywidgets.VBox:
+    """A slider over the rewind point k: the test error along the linear path between the two copies trained from ``W_k``, one line per seed (Chapter 10).
+
+    The left panel draws the error along the path, the right one how far it rises above the mean of
+    its two end points — its maximum is the error barrier (:func:`lecturelib.stability.barrier`,
+    marked) — with the stability criterion as a dotted line. Both y ranges are the same in every frame.
+
+    Args:
+        paths: ``{k: [instability result dicts, one per seed]}`` with ``"alphas"`` and ``"errors"``
+            (fractions) as :meth:`lecturelib.stability.Instability.to_dict` writes them.
+        threshold: the criterion on the error barrier (a fraction, e.g. ``stability.STABLE_BARRIER``).
+        seeds: the seeds' names for the legend (default ``0, 1, …``).
+        k: the initial rewind point (default: the first).
+    """
+    from . import stability
+
+    runs = {int(key): list(value) for key, value in paths.items()}
+    ks = sorted(runs)
+    n = len(runs[ks[0]]) if ks else 0
+    seeds = list(range(n)) if seeds is None else list(seeds)
+    if not n or any(len(runs[key]) != n for key in ks) or len(seeds) != n:
+        raise ValueError(f"paths must hold the same number (≥ 1) of seeds for every k (and seeds one name each), got "
+                         f"{ {key: len(value) for key, value in runs.items()} } and seeds={seeds}")
+    errors = {key: [100 * np.asarray(run["errors"], dtype=float) for run in runs[key]] for key in ks}
+    rise = {key: [e - (e[0] + e[-1]) / 2 for e in errors[key]] for key in ks}
+    error_lim = _fixed_limits(list(errors.values()), 1.0)
+    rise_lim = _fixed_limits([*rise.values(), [100 * threshold]], 0.5)
+
+    def draw(key):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=plots.FIGSIZE)
+        barriers = [100 * stability.barrier(run["errors"]) for run in runs[key]]
+        for s, run in enumerate(runs[key]):
+            alphas = np.asarray(run["alphas"], dtype=float)
+            ax1.plot(alphas, errors[key][s], marker=".", color=f"C{s}", label=f"seed {seeds[s]}")
+            ax2.plot(alphas, rise[key][s], marker=".", color=f"C{s}")
+            top = int(np.argmax(rise[key][s]))
+            ax2.plot([alphas[top]], [rise[key][s][top]], marker="o", ms=9, mfc="none", mec=f"C{s}", mew=2)
+        ax2.plot([], [], marker="o", ms=9, mfc="none", mec="0.3", mew=2, ls="", label="maximum: the error barrier")
+        ax2.axhline(100 * threshold, color=plots.COLORS["pruned"], lw=1.5, ls=":", label=f"{100 * threshold:g} % criterion")
+        ax2.axhline(0, color="0.5", lw=0.8, ls="--")
+        ax1.set_ylim(*error_lim)
+        ax2.set_ylim(*rise_lim)
+        ax1.set(xlabel="α (0 = copy 1, 1 = copy 2)", ylabel="test error (%)")
+        ax2.set(xlabel="α", ylabel="error above the ends' mean (points)")
+        ax1.legend(fontsize=8)
+        ax2.legend(fontsize=8)
+        stable = sum(b < 100 * threshold for b in barriers)
+        fig.suptitle(f"k = {key}: error barrier {', '.join(f'{b:.1f}' for b in barriers)} points — "
+                     f"{stable} of {n} seeds stable (below {100 * threshold:g} %)", fontsize=9)
+        return fig
+
+    return choice_demo([(f"k = {key}", key) for key in ks], draw, description="rewind to", value=ks[0] if k is None else k)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lecturelib import data, experiments, importance, iterative, lottery, models, pruning, training
+from lecturelib import data, experiments, iterative, lottery, models, pruning, training
 from lecturelib.data import DatasetUnavailableError
 
 
@@ -105,8 +105,8 @@ LIBRARY = [
      ["mask", "'nope.weight'", "fc1.weight"]),
     (lambda n, d: models.count_flops(n, (1, 8, 8), {"fc2.weight": torch.ones(5, dtype=torch.bool)}), ValueError,
      ["mask['fc2.weight']", "(5,)"]),
-    (lambda n, d: importance.prune_weights(torch.ones(4), float("nan")), ValueError, ["ratio", "nan"]),
-    (lambda n, d: importance.prune_weights([1.0, 2.0], 0.5), TypeError, ["w", "list"]),
+    (lambda n, d: pruning.prune_weights(torch.ones(4), float("nan")), ValueError, ["sparsity", "nan"]),
+    (lambda n, d: pruning.prune_weights([1.0, 2.0], 0.5), TypeError, ["w", "list"]),
     (lambda n, d: training.train(n, d, iterations=10, snapshot_at=[1000], device="cpu"), ValueError,
      ["snapshot_at", "[1000]", "[0, 10]"]),
     (lambda n, d: training.train(n, d, iterations=10, snapshot_at=[-1], device="cpu"), ValueError, ["snapshot_at", "-1"]),
@@ -143,7 +143,7 @@ def test_numpy_and_0d_tensor_fractions_are_accepted(scalar, net):
     for name, keep in pruning.layerwise_magnitude_mask(net, scalar).items():
         assert torch.equal(keep, expected[name])
     assert pruning.global_magnitude_mask(net, scalar).keys() == expected.keys()
-    assert torch.equal(importance.prune_weights(torch.arange(4.0), scalar), importance.prune_weights(torch.arange(4.0), 0.5))
+    assert torch.equal(pruning.prune_weights(torch.arange(4.0), scalar), pruning.prune_weights(torch.arange(4.0), 0.5))
     assert lottery.layer_rates(net, scalar, scalar)["fc3.weight"] == 0.5
 
 

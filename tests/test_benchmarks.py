@@ -133,7 +133,7 @@ def test_imp_cost_record(tiny_digits):
 
 def test_structured_latency_record_counts_flops_of_the_rebuilt_network():
     nets = [{"name": "tiny", "input_shape": (1, 8, 8), "channels": (4, 8), "hidden": 8}]
-    r = structured_latency.run(nets, fractions=(0.5,), batch=2, warmup=0, repeats=2)
+    r = structured_latency.run(nets, sparsities=(0.5,), batch=2, warmup=0, repeats=2)
     row = r["networks"][0]["pruned"][0]
     assert row["conv_widths"] == [2, 4]
     assert row["max_abs_output_difference"] < 1e-5          # the small network computes what the masked one does

@@ -9,6 +9,7 @@ wrong answers here fails :func:`test_every_check_is_tested_against_three_wrong_a
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import math
 
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from conftest import NOTEBOOK_DIR, load_tool
-from lecturelib import checks, iterative, pruning, stability
+from lecturelib import checks, iterative, models, pruning, reference, stability, training
 
 student_edition = load_tool("student_edition")
 CHECKS = sorted(name for name in dir(checks) if name.startswith("check_"))
@@ -419,6 +420,319 @@ LIBRARY = {
 # checks that take a number, not a function: tested on their own below
 NOT_FUNCTION_CHECKS = {"check_prediction"}
 FUNCTION_CHECKS = [name for name in CHECKS if name not in NOT_FUNCTION_CHECKS]
+
+# --- chapters 6-10: the algorithm exercises (lecturelib.reference) ---------------------------------
+
+def curve_in_place(model, data, ratios):
+    accs = []
+    for ratio in ratios:
+        pruning.apply_mask(model, pruning.global_magnitude_mask(model, ratio))
+        accs.append(training.evaluate(model, data.x_test, data.y_test)[1])
+    return accs
+
+
+def curve_layerwise(model, data, ratios):
+    nets = [pruning.apply_mask(training.clone_model(model), pruning.layerwise_magnitude_mask(model, r)) for r in ratios]
+    return [training.evaluate(net, data.x_test, data.y_test)[1] for net in nets]
+
+
+def curve_of_errors(model, data, ratios):
+    return [1 - acc for acc in reference.pruned_accuracies(model, data, ratios)]
+
+
+def curve_with_dense(model, data, ratios):
+    return [training.evaluate(model, data.x_test, data.y_test)[1]] + reference.pruned_accuracies(model, data, ratios)
+
+
+def curve_on_training_data(model, data, ratios):
+    nets = [pruning.apply_mask(training.clone_model(model), pruning.global_magnitude_mask(model, r)) for r in ratios]
+    return [training.evaluate(net, data.x_train, data.y_train)[1] for net in nets]
+
+
+# --- check_remove_channels -----------------------------------------------------------------------
+
+def _sliced(layer, rows=None, columns=None):
+    new = copy.deepcopy(layer)
+    weight = layer.weight.detach()
+    if rows is not None:
+        weight = weight[rows]
+        if layer.bias is not None:
+            new.bias = torch.nn.Parameter(layer.bias.detach()[rows].clone())
+    if columns is not None:
+        weight = weight[:, columns]
+    new.weight = torch.nn.Parameter(weight.clone())
+    return new
+
+
+def channels_forgetting_the_next_layer(layer, next_layer, keep):
+    return _sliced(layer, rows=keep), copy.deepcopy(next_layer)
+
+
+def channels_zeroed(layer, next_layer, keep):
+    new = copy.deepcopy(layer)
+    with torch.no_grad():
+        drop = [c for c in range(layer.weight.shape[0]) if c not in keep.tolist()]
+        new.weight[drop] = 0
+    return new, copy.deepcopy(next_layer)
+
+
+def channels_next_outputs(layer, next_layer, keep):
+    return _sliced(layer, rows=keep), _sliced(next_layer, rows=keep)
+
+
+def channels_keeping_all_biases(layer, next_layer, keep):
+    small = _sliced(layer, rows=keep)
+    small.bias = copy.deepcopy(layer.bias)
+    return small, _sliced(next_layer, columns=keep)
+
+
+def channels_removed_instead_of_kept(layer, next_layer, keep):
+    drop = torch.tensor([c for c in range(layer.weight.shape[0]) if c not in keep.tolist()])
+    return _sliced(layer, rows=drop), _sliced(next_layer, columns=drop)
+
+
+def channels_default_padding(layer, next_layer, keep):   # a new Conv2d from the sizes only: stride and padding lost
+    if isinstance(layer, torch.nn.Conv2d):
+        small = torch.nn.Conv2d(layer.in_channels, len(keep), layer.kernel_size, bias=layer.bias is not None)
+        with torch.no_grad():
+            small.weight.copy_(layer.weight[keep])
+            if layer.bias is not None:
+                small.bias.copy_(layer.bias[keep])
+    else:
+        small = _sliced(layer, rows=keep)
+    return small, _sliced(next_layer, columns=keep)
+
+
+def channels_in_place(layer, next_layer, keep):
+    with torch.no_grad():
+        layer.weight = torch.nn.Parameter(layer.weight[keep])
+        if layer.bias is not None:
+            layer.bias = torch.nn.Parameter(layer.bias[keep])
+        next_layer.weight = torch.nn.Parameter(next_layer.weight[:, keep])
+    return layer, next_layer
+
+
+# --- check_iterative_prune -----------------------------------------------------------------------
+
+def _prune_rounds(model, data, sparsities, steps, *, scope="global", mask_training=True, data_seeds=None):
+    masks, mask = [], None
+    make = pruning.global_magnitude_mask if scope == "global" else pruning.layerwise_magnitude_mask
+    for r, s in enumerate(sparsities, start=1):
+        mask = make(model, s, current_mask=mask)
+        pruning.apply_mask(model, mask)
+        training.train(model, data, iterations=steps, mask=mask if mask_training else None,
+                       data_seed=r if data_seeds is None else data_seeds[r - 1])
+        masks.append(mask)
+    return masks
+
+
+def loop_linear_schedule(model, data, final_sparsity, rounds, finetune_iterations):
+    return _prune_rounds(model, data, [final_sparsity * r / rounds for r in range(1, rounds + 1)], finetune_iterations)
+
+
+def loop_one_shot(model, data, final_sparsity, rounds, finetune_iterations):
+    return _prune_rounds(model, data, [final_sparsity] * rounds, finetune_iterations)
+
+
+def loop_without_the_mask(model, data, final_sparsity, rounds, finetune_iterations):
+    return _prune_rounds(model, data, iterative.sparsity_schedule(final_sparsity, rounds), finetune_iterations, mask_training=False)
+
+
+def loop_layerwise(model, data, final_sparsity, rounds, finetune_iterations):
+    return _prune_rounds(model, data, iterative.sparsity_schedule(final_sparsity, rounds), finetune_iterations, scope="layerwise")
+
+
+def loop_same_data_order(model, data, final_sparsity, rounds, finetune_iterations):
+    return _prune_rounds(model, data, iterative.sparsity_schedule(final_sparsity, rounds), finetune_iterations, data_seeds=[0] * rounds)
+
+
+def loop_with_dense_mask(model, data, final_sparsity, rounds, finetune_iterations):
+    return [pruning.ones_mask(model)] + reference.iterative_prune(model, data, final_sparsity, rounds, finetune_iterations)
+
+
+# --- check_find_ticket ---------------------------------------------------------------------------
+
+def _imp(model, data, rounds, rate, iterations, *, sparsity=lambda rate, r: 1 - (1 - rate) ** r, reset="init", mask_training=True):
+    w0 = copy.deepcopy(model.state_dict())
+    training.train(model, data, iterations=iterations)
+    masks, mask = [], None
+    for r in range(1, rounds + 1):
+        mask = pruning.layerwise_magnitude_mask(model, sparsity(rate, r), current_mask=mask)
+        if reset == "init":
+            model.load_state_dict(w0)
+        elif reset == "fresh":
+            model.load_state_dict(models.mlp((16,), 4, hidden=(16, 8), seed=1234).state_dict())
+        training.train(model, data, iterations=iterations, mask=mask if mask_training else None)
+        masks.append(mask)
+    return masks
+
+
+def imp_rate_of_all_weights(model, data, rounds, rate, iterations):
+    return _imp(model, data, rounds, rate, iterations, sparsity=lambda rate, r: min(r * rate, 0.99))
+
+
+def imp_fresh_init(model, data, rounds, rate, iterations):
+    return _imp(model, data, rounds, rate, iterations, reset="fresh")
+
+
+def imp_without_reset(model, data, rounds, rate, iterations):
+    return _imp(model, data, rounds, rate, iterations, reset="none")
+
+
+def imp_without_the_mask(model, data, rounds, rate, iterations):
+    return _imp(model, data, rounds, rate, iterations, mask_training=False)
+
+
+def imp_pruning_the_initial_weights(model, data, rounds, rate, iterations):
+    masks, mask = [], None
+    for r in range(1, rounds + 1):
+        mask = pruning.layerwise_magnitude_mask(model, 1 - (1 - rate) ** r, current_mask=mask)   # before training
+        training.train(model, data, iterations=iterations, mask=mask)
+        masks.append(mask)
+    return masks
+
+
+def imp_global(model, data, rounds, rate, iterations):
+    w0 = copy.deepcopy(model.state_dict())
+    training.train(model, data, iterations=iterations)
+    masks, mask = [], None
+    for r in range(1, rounds + 1):
+        mask = pruning.global_magnitude_mask(model, 1 - (1 - rate) ** r, current_mask=mask)
+        model.load_state_dict(w0)
+        training.train(model, data, iterations=iterations, mask=mask)
+        masks.append(mask)
+    return masks
+
+
+# --- check_random_reinit -------------------------------------------------------------------------
+
+def reinit_unmasked(make_model, mask, seed):
+    return make_model(seed)
+
+
+def reinit_ignoring_the_seed(make_model, mask, seed):
+    return pruning.apply_mask(make_model(0), mask)
+
+
+def reinit_standard_normal(make_model, mask, seed):
+    model = make_model(seed)
+    with torch.no_grad():
+        for name, keep in mask.items():
+            model.get_parameter(name).copy_(torch.randn(keep.shape) * keep)
+    return model
+
+
+def reinit_zeroed_biases(make_model, mask, seed):
+    model = pruning.apply_mask(make_model(seed), mask)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+    return model
+
+
+def reinit_in_place(make_model, mask, seed):
+    model = make_model(seed)
+    for name, keep in mask.items():
+        keep &= keep.clone()
+        keep[0] = False
+    return pruning.apply_mask(model, mask)
+
+
+# --- check_error_barrier -------------------------------------------------------------------------
+
+def _path_errors(model, state_a, state_b, data, alphas):
+    return stability.path_metrics(model, state_a, state_b, data, alphas)[1]
+
+
+def barrier_from_the_worse_end(model, state_a, state_b, data, alphas):
+    e = _path_errors(model, state_a, state_b, data, alphas)
+    return e.max() - max(e[0], e[-1]), e
+
+
+def barrier_as_max_error(model, state_a, state_b, data, alphas):
+    e = _path_errors(model, state_a, state_b, data, alphas)
+    return e.max(), e
+
+
+def barrier_max_minus_min(model, state_a, state_b, data, alphas):
+    e = _path_errors(model, state_a, state_b, data, alphas)
+    return e.max() - e.min(), e
+
+
+def barrier_of_accuracies(model, state_a, state_b, data, alphas):
+    e = 1 - _path_errors(model, state_a, state_b, data, alphas)
+    return e.max() - (e[0] + e[-1]) / 2, e
+
+
+def barrier_of_losses(model, state_a, state_b, data, alphas):
+    e = stability.path_metrics(model, state_a, state_b, data, alphas)[2]
+    return e.max() - (e[0] + e[-1]) / 2, e
+
+
+def barrier_swapped_ends(model, state_a, state_b, data, alphas):
+    e = _path_errors(model, state_b, state_a, data, alphas)
+    return e.max() - (e[0] + e[-1]) / 2, e
+
+
+WRONG_CHAPTERS_6_10 = {
+    "check_pruned_accuracies": [
+        (curve_in_place, "you pruned it in place"),
+        (curve_layerwise, r"at ratio 0\.\d+ you returned .* you pruned each layer to the ratio separately"),
+        (curve_of_errors, "that is the error 1 - accuracy"),
+        (curve_with_dense, "do not include the unpruned accuracy"),
+        (curve_on_training_data, "accuracy on the training split"),
+    ],
+    "check_remove_channels": [
+        (channels_forgetting_the_next_layer, r"Conv2d\(3, 6, 3, padding=1\) → Conv2d\(6, 8, 3\), keep=\[0, 2, 3, 5\]: the next layer still expects 6 input channels"),
+        (channels_zeroed, "Zeroing channels does not remove them"),
+        (channels_next_outputs, r"you removed output channels of the next layer \(dim 0"),
+        (channels_keeping_all_biases, r"bias has shape \(6,\), expected \(4,\)"),
+        (channels_removed_instead_of_kept, r"you kept the channels \[1, 4\], the ones to remove"),
+        (channels_default_padding, r"padding=1\).*output differs from the original's \(shape \(2, 8, 5, 5\), expected shape \(2, 8, 7, 7\)\) — keep the first layer's kernel size, stride and padding"),
+        (channels_in_place, "you changed the layers you were given"),
+    ],
+    "check_iterative_prune": [
+        (loop_linear_schedule, r"rounds=3.*after round 1 your mask prunes 29\.\d% of the weights, expected 50\.0% — the rounds prune equal fractions of ALL"),
+        (loop_one_shot, "you pruned to the final sparsity at once"),
+        (loop_without_the_mask, "fine-tuning without the mask lets pruned weights grow back"),
+        (loop_layerwise, "prune globally, one magnitude threshold over all layers"),
+        (loop_same_data_order, r"prunes other weights than lecturelib's .* data_seed=r"),
+        (loop_with_dense_mask, "do not include the dense starting mask"),
+    ],
+    "check_find_ticket": [
+        (imp_rate_of_all_weights, r"rounds=3, rate=0\.25.*after round 2, fc1\.weight has 128 of 256 weights pruned, expected 112 .* prune 25% of those still left"),
+        (imp_fresh_init, "round 1's mask is right but round 2's is not — after pruning, reset the survivors to W_0"),
+        (imp_without_reset, "round 1's mask is right but round 2's is not"),
+        (imp_without_the_mask, "train every level with mask="),
+        (imp_pruning_the_initial_weights, r"the mask of round 1 prunes other weights .* of the \*trained\* weights"),
+        (imp_global, "layerwise"),
+    ],
+    "check_random_reinit": [
+        (reinit_unmasked, "that the mask prunes are non-zero"),
+        (reinit_ignoring_the_seed, r"those are make_model\(0\)'s"),
+        (reinit_standard_normal, r"not make_model\(7\)'s initial values — the kept weights must be exactly"),
+        (reinit_zeroed_biases, r"'fc1\.bias' is not in the mask"),
+        (reinit_in_place, "you changed the mask in place"),
+    ],
+    "check_error_barrier": [
+        (barrier_from_the_worse_end, "you subtracted the larger end error"),
+        (barrier_as_max_error, "that is the highest error itself"),
+        (barrier_max_minus_min, "max - min over the path"),
+        (barrier_of_accuracies, "those are accuracies"),
+        (barrier_of_losses, "those are the losses"),
+        (barrier_swapped_ends, "alpha = 0 must give state_a"),
+    ],
+}
+WRONG.update(WRONG_CHAPTERS_6_10)
+LIBRARY.update({
+    "check_pruned_accuracies": [reference.pruned_accuracies],
+    "check_remove_channels": [reference.remove_channels],
+    "check_iterative_prune": [reference.iterative_prune],
+    "check_find_ticket": [reference.find_ticket],
+    "check_random_reinit": [reference.random_reinit],
+    "check_error_barrier": [stability.error_barrier],
+})
 
 
 def test_every_check_is_tested_against_three_wrong_answers():

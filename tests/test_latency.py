@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from lecturelib import latency
+from lecturelib import latency, pruning
 
 
 def test_latency_stats_median_and_quartiles():
@@ -63,13 +63,6 @@ def test_machine_class_is_short_and_anonymous():
     assert socket.gethostname() not in text
 
 
-def test_zero_smallest_keeps_shape_and_the_largest():
-    w = torch.tensor([[0.1, -2.0], [0.5, -0.05]])
-    out = latency.zero_smallest(w, 0.5)
-    assert out.shape == w.shape and torch.equal(out, torch.tensor([[0.0, -2.0], [0.5, 0.0]]))
-    assert torch.equal(w, torch.tensor([[0.1, -2.0], [0.5, -0.05]]))  # input untouched
-
-
 def test_remove_rows_keeps_largest_norm_rows_in_order():
     w = torch.tensor([[3.0, 0.0], [0.1, 0.1], [0.0, -2.0], [1.0, 1.0]])
     b = torch.arange(4.0)
@@ -77,12 +70,15 @@ def test_remove_rows_keeps_largest_norm_rows_in_order():
     assert kept.tolist() == [0, 2] and torch.equal(kept_w, w[[0, 2]]) and kept_b.tolist() == [0.0, 2.0]
     with pytest.raises(ValueError, match="2-D"):
         latency.remove_rows(torch.ones(3), 0.5)
-    with pytest.raises(ValueError, match="fraction"):
+    with pytest.raises(ValueError, match="sparsity"):
         latency.remove_rows(w, 1.0)
+    assert latency.remove_rows(w, 0.9)[2].tolist() == [0], "round(0.9 * 4) = 4 rows, but the largest-norm row stays"
+    tied = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert latency.remove_rows(tied, 0.34)[2].tolist() == [1, 2], "equal norms: the lower row index goes first"
 
 
 def test_dense_zeroed_and_csr_layers_compute_the_same_product():
-    w = latency.zero_smallest(latency.random_weight(32, 16, seed=1), 0.9)
+    w = pruning.prune_weights(latency.random_weight(32, 16, seed=1), 0.9)
     x = torch.randn(5, 16)
     dense = latency.dense_linear(w, x)()
     assert torch.allclose(latency.csr_linear(w, x)(), dense, atol=1e-6)
@@ -108,14 +104,6 @@ def test_threads_are_set_during_the_measurement_and_restored():
     assert seen == [1, 1] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         latency.measure_latency(lambda: None, threads=0)
-
-
-def test_zero_smallest_counts_exactly_even_with_ties():
-    w = torch.tensor([0.5, -0.5, 0.5, 2.0, -0.1])
-    out = latency.zero_smallest(w, 0.4)  # 2 of 5: -0.1 and one of the tied 0.5s
-    assert int((out == 0).sum()) == 2 and out[4] == 0 and out[3] == 2.0
-    big = latency.random_weight(300, 200, seed=3)
-    assert int((latency.zero_smallest(big, 0.9) == 0).sum()) == 54000
 
 
 def test_break_even_sparsity_interpolates_in_log_ratio_and_handles_the_ends():

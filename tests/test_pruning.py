@@ -148,3 +148,52 @@ def test_a_layer_a_given_mask_emptied_stays_empty(net):
     current["fc3.weight"] = torch.zeros_like(current["fc3.weight"])
     mask = pruning.layerwise_magnitude_mask(net, {"fc1.weight": 0.5}, current_mask=current)
     assert int(mask["fc3.weight"].sum()) == 0, "never revived"
+
+
+# --- the one selection: keep_largest, prune_weights, row_norms ------------------------------------
+
+def test_keep_largest_breaks_ties_by_position_and_checks_the_count():
+    scores = torch.tensor([[0.5, 0.1], [0.5, 0.5]])
+    assert pruning.keep_largest(scores, 2).tolist() == [[False, False], [True, True]], "ties: the lower index is pruned first"
+    assert pruning.keep_largest(scores, 0).sum() == 0 and pruning.keep_largest(scores, 4).all()
+    assert pruning.keep_largest(torch.zeros(1000), 10).nonzero().flatten().tolist() == list(range(990, 1000))
+    with pytest.raises(ValueError, match=r"n_keep must be in \[0, 4\].*got 5"):
+        pruning.keep_largest(scores, 5)
+
+
+def test_prune_weights_orders_and_the_input_untouched():
+    w = torch.tensor([0.1, -3.0, 0.5, 2.0])
+    assert torch.equal(pruning.prune_weights(w, 0.5, "smallest"), torch.tensor([0.0, -3.0, 0.0, 2.0]))
+    assert torch.equal(pruning.prune_weights(w, 0.5, "largest"), torch.tensor([0.1, 0.0, 0.5, 0.0]))
+    random_pruned = pruning.prune_weights(w, 0.5, "random", seed=3)
+    assert int((random_pruned == 0).sum()) == 2 and torch.equal(random_pruned, pruning.prune_weights(w, 0.5, "random", seed=3))
+    assert torch.equal(w, torch.tensor([0.1, -3.0, 0.5, 2.0]))  # the input is not modified
+    assert torch.equal(pruning.prune_weights(w, 0.99), torch.tensor([0.0, -3.0, 0.0, 0.0])), "never emptied: the largest stays"
+
+
+def test_prune_weights_ranks_every_entry_of_a_matrix_and_counts_exactly_with_ties():
+    w = torch.arange(1.0, 17.0).reshape(4, 4)
+    pruned = pruning.prune_weights(w, 0.5)
+    assert pruned.shape == (4, 4) and int((pruned == 0).sum()) == 8, "8 of 16, not all 16"
+    assert torch.equal(pruned.reshape(-1)[8:], w.reshape(-1)[8:]), "the 8 smallest |w| are the ones zeroed"
+    assert int((pruning.prune_weights(w, 0.25, "largest") == 0).sum()) == 4
+    tied = pruning.prune_weights(torch.tensor([0.5, -0.5, 0.5, 2.0, -0.1]), 0.4)  # 2 of 5: -0.1 and the first tied 0.5
+    assert tied.tolist() == [0.0, -0.5, 0.5, 2.0, 0.0]
+    big = torch.randn(300, 200, generator=torch.Generator().manual_seed(3))
+    assert int((pruning.prune_weights(big, 0.9) == 0).sum()) == 54000
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: pruning.prune_weights(torch.ones(3), 1.0), ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
+    (lambda: pruning.prune_weights(torch.ones(3), 0.5, "median"), ValueError, "unknown order 'median'; allowed: 'smallest', 'largest', 'random'"),
+    (lambda: pruning.prune_weights([1.0, 2.0], 0.5), TypeError, "w must be a tensor, got list"),
+    (lambda: pruning.row_norms(torch.ones(2, 2), 3), ValueError, "unknown norm 3"),
+])
+def test_prune_weights_and_row_norms_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_row_norms_are_l1_or_l2_over_all_but_the_first_dimension():
+    w = torch.tensor([[[3.0, -4.0]], [[1.0, 0.0]]])  # (2, 1, 2)
+    assert pruning.row_norms(w, 1).tolist() == [7.0, 1.0] and pruning.row_norms(w, 2).tolist() == [5.0, 1.0]

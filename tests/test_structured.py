@@ -61,25 +61,25 @@ def test_channel_scores_rejects_bad_norm_and_models_without_convolutions():
 
 # --- channel_mask ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 0.75])
-def test_channel_mask_removes_the_lowest_norm_filters_with_their_biases(fraction):
+@pytest.mark.parametrize("sparsity", [0.0, 0.25, 0.5, 0.75])
+def test_channel_mask_removes_the_lowest_norm_filters_with_their_biases(sparsity):
     model = models.cnn((1, 8, 8), channels=(16, 32), seed=1)
-    mask = structured.channel_mask(model, fraction)
+    mask = structured.channel_mask(model, sparsity)
     pruning.check_mask(model, mask)
     assert set(mask) == {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"}
     scores = structured.channel_scores(model)
     for conv in ("conv1", "conv2"):
         keep = mask[f"{conv}.bias"]
         n = keep.numel()
-        assert int((~keep).sum()) == round(fraction * n)
+        assert int((~keep).sum()) == round(sparsity * n)
         # whole filters: every weight of filter c follows keep[c]
         assert torch.equal(mask[f"{conv}.weight"], keep[:, None, None, None].expand_as(mask[f"{conv}.weight"]))
         score = scores[f"{conv}.weight"]
-        if 0 < fraction:
+        if 0 < sparsity:
             assert score[~keep].max() <= score[keep].min()
 
 
-def test_channel_mask_per_layer_fractions_and_names():
+def test_channel_mask_per_layer_sparsities_and_names():
     model = models.cnn((1, 8, 8), channels=(8, 8, 16, 16), seed=0)
     mask = structured.channel_mask(model, {"conv2.weight": 0.5, "conv4.weight": 0.25})
     assert set(mask) == {"conv2.weight", "conv2.bias", "conv4.weight", "conv4.bias"}
@@ -89,20 +89,28 @@ def test_channel_mask_per_layer_fractions_and_names():
 
 
 @pytest.mark.parametrize(
-    "fraction, error, message",
+    "sparsity, error, message",
     [
-        (1.0, ValueError, r"fraction must be in \[0, 1\), got 1.0"),
-        (-0.1, ValueError, r"fraction must be in \[0, 1\), got -0.1"),
-        ("0.5", TypeError, r"fraction must be a float"),
-        (0.99, ValueError, r"would remove all 16 channels of 'conv1.weight'.*at least one channel must survive"),
-        ({"conv1.weight": 1.5}, ValueError, r"fraction\['conv1.weight'\] must be in \[0, 1\)"),
+        (1.0, ValueError, r"sparsity must be in \[0, 1\), got 1.0"),
+        (-0.1, ValueError, r"sparsity must be in \[0, 1\), got -0.1"),
+        ("0.5", TypeError, r"sparsity must be a float"),
+        ({"conv1.weight": 1.5}, ValueError, r"sparsity\['conv1.weight'\] must be in \[0, 1\)"),
         ({"fc1.weight": 0.5}, KeyError, r"fc1.weight"),
     ],
 )
-def test_channel_mask_rejects_bad_fractions(fraction, error, message):
+def test_channel_mask_rejects_bad_sparsities(sparsity, error, message):
     model = models.cnn((1, 8, 8), channels=(16, 32), seed=0)
     with pytest.raises(error, match=message):
-        structured.channel_mask(model, fraction)
+        structured.channel_mask(model, sparsity)
+
+
+def test_channel_mask_never_empties_a_layer_and_breaks_ties_in_channel_order():
+    model = models.cnn((1, 8, 8), channels=(16, 32), seed=0)
+    keep = structured.channel_mask(model, 0.99)["conv1.bias"]           # round(0.99 * 16) = 16 channels
+    assert keep.tolist() == (structured.channel_scores(model)["conv1.weight"] == structured.channel_scores(model)["conv1.weight"].max()).tolist()
+    with torch.no_grad():
+        model.conv1.weight.fill_(1.0)                                    # 16 equal filters
+    assert structured.channel_mask(model, 0.25)["conv1.bias"].tolist() == [False] * 4 + [True] * 12
 
 
 def test_channel_mask_rejects_names_that_are_not_convolutions():
@@ -114,10 +122,10 @@ def test_channel_mask_rejects_names_that_are_not_convolutions():
 
 @pytest.mark.parametrize("channels", [(16, 32), (8, 16, 16, 32)], ids=["conv2", "conv4"])
 @pytest.mark.parametrize("input_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)], ids=["8x8", "28x28", "32x32"])
-@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
-def test_pruned_model_equals_masked_model(channels, input_shape, fraction):
+@pytest.mark.parametrize("sparsity", [0.25, 0.5, 0.75])
+def test_pruned_model_equals_masked_model(channels, input_shape, sparsity):
     model = _random_biases(models.cnn(input_shape, channels=channels, seed=0)).eval()
-    mask = structured.channel_mask(model, fraction)
+    mask = structured.channel_mask(model, sparsity)
     small = structured.prune_channels(model, mask)
     x = torch.randn(5, *input_shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -125,7 +133,7 @@ def test_pruned_model_equals_masked_model(channels, input_shape, fraction):
         assert not torch.allclose(expected, model(x), atol=1e-3), "the mask should change the outputs"
         torch.testing.assert_close(small(x), expected, atol=1e-5, rtol=1e-5)
     widths = structured.conv_widths(small)
-    assert widths == tuple(c - round(fraction * c) for c in channels)
+    assert widths == tuple(c - round(sparsity * c) for c in channels)
 
 
 def test_pruned_model_differs_from_masked_model_when_a_bias_is_left_alive():

@@ -20,7 +20,7 @@ def _payload(twin: widgets.Twin) -> dict:
 
 
 def test_one_frame_per_slider_value_with_the_demos_titles():
-    demo = widgets.pruning_histogram_demo(torch.randn(5000, generator=torch.Generator().manual_seed(0)), ratio=0.5)
+    demo = widgets.pruning_histogram_demo(torch.randn(5000, generator=torch.Generator().manual_seed(0)), sparsity=0.5)
     twin = widgets.twin(demo)
     assert twin.values == tuple(round(0.05 * i, 10) for i in range(20))
     assert twin.labels[0] == "0%" and twin.labels[-1] == "95%"

@@ -1,4 +1,4 @@
-"""The weighted-sum slider redraws the pruned terms and the sums for the ratio it is given."""
+"""The weighted-sum slider redraws the pruned terms and the sums for the sparsity it is given."""
 
 import matplotlib
 
@@ -6,18 +6,18 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from lecturelib import importance, widgets  # noqa: E402
+from lecturelib import importance, pruning, widgets  # noqa: E402
 
 
-def test_slider_callback_redraws_for_the_new_ratio():
+def test_slider_callback_redraws_for_the_new_sparsity():
     generator = torch.Generator().manual_seed(0)
     w, x = torch.randn(64, generator=generator), torch.randn(64, generator=generator)
-    demo = widgets.weighted_sum_demo(w, x, ratio=0.5)
+    demo = widgets.weighted_sum_demo(w, x, sparsity=0.5)
     slider = demo.children[0]
     fig = demo.update(0.25)
     left, right = fig.axes[:2]
     assert "25% of weights pruned" in left.get_title()
-    s_small = importance.weighted_sum(importance.prune_weights(w, 0.25), x).item()
+    s_small = importance.weighted_sum(pruning.prune_weights(w, 0.25), x).item()
     assert f"{s_small:.2f}" in right.get_title()
     assert len(left.collections[0].get_offsets()) == 16  # 16 crossed-out (pruned) terms
     bars = [patch.get_width() for patch in right.patches]
