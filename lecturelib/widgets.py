@@ -1,4 +1,5 @@
-"""Interactive ipywidgets demos, and their kernel-free twins for the rendered book.
+"""Interactive ipywidgets demos, and their kernel-free twins for the rendered book (the sliders of
+chapters 1, 3, 4, 6, 9 and 10).
 
 Every demo is a widget with an ``update(value)`` attribute: the callback the slider calls, which
 redraws the demo's figure and returns it (also kept as the widget's ``figure`` attribute), so a test
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import importance, plots
+from . import plots, pruning
 
 
 def _slider_demo(draw, slider: ipywidgets.widgets.ValueWidget) -> ipywidgets.VBox:
@@ -47,44 +48,44 @@ def _slider_demo(draw, slider: ipywidgets.widgets.ValueWidget) -> ipywidgets.VBo
     return box
 
 
-def weighted_sum_demo(w: torch.Tensor, x: torch.Tensor, *, ratio: float = 0.5) -> ipywidgets.VBox:
-    """A slider over the pruning ratio that redraws :func:`lecturelib.plots.plot_pruned_weighted_sum`.
+def weighted_sum_demo(w: torch.Tensor, x: torch.Tensor, *, sparsity: float = 0.5) -> ipywidgets.VBox:
+    """A slider over the sparsity that redraws :func:`lecturelib.plots.plot_pruned_weighted_sum` (Chapter 1).
 
     Args:
         w: weights of one neuron, shape ``(n,)``.
         x: one input, shape ``(n,)``.
-        ratio: initial fraction of the smallest-|w| weights set to zero.
+        sparsity: initial fraction of the smallest-|w| weights set to zero.
     """
-    slider = ipywidgets.FloatSlider(value=ratio, min=0.0, max=0.95, step=0.05, description="pruned", readout_format=".0%")
+    slider = ipywidgets.FloatSlider(value=sparsity, min=0.0, max=0.95, step=0.05, description="pruned", readout_format=".0%")
 
     def draw(value):
         fig = plt.figure(figsize=plots.FIGSIZE)
-        plots.plot_pruned_weighted_sum(w, x, value, fig=fig)
+        plots.plot_pruned_weighted_sum(w, x, {order: pruning.prune_weights(w, value, order) for order in pruning.ORDERS}, fig=fig)
         return fig
 
     return _slider_demo(draw, slider)
 
 
-def pruning_histogram_demo(weights: torch.Tensor, *, ratio: float = 0.5, bins: int = 60) -> ipywidgets.VBox:
-    """A slider over the pruning ratio that redraws the histogram of the weights that survive magnitude pruning.
+def pruning_histogram_demo(weights: torch.Tensor, *, sparsity: float = 0.5, bins: int = 60) -> ipywidgets.VBox:
+    """A slider over the sparsity that redraws the histogram of the weights that survive magnitude pruning (Chapter 3).
 
     The bins stay fixed (those of the unpruned weights), so the hole around zero visibly widens as
-    the ratio grows. The figure's title states how many weights are pruned and the threshold ``|w|``.
+    the sparsity grows. The figure's title states how many weights are pruned and the threshold ``|w|``.
 
     Args:
         weights: a trained layer's weights (any shape; flattened).
-        ratio: initial fraction of the smallest-|w| weights pruned.
+        sparsity: initial fraction of the smallest-|w| weights pruned.
         bins: number of equal-width bins.
     """
     from . import distributions
 
     flat = weights.detach().reshape(-1).float().cpu()
     edges = distributions.shared_edges([flat], bins)
-    slider = ipywidgets.FloatSlider(value=ratio, min=0.0, max=0.95, step=0.05, description="pruned", readout_format=".0%")
+    slider = ipywidgets.FloatSlider(value=sparsity, min=0.0, max=0.95, step=0.05, description="pruned", readout_format=".0%")
 
     def draw(value):
         fig, ax = plt.subplots(figsize=(plots.FIGSIZE[0], 3.0))
-        plots.plot_surviving_histogram(ax, flat, float(value), edges)
+        plots.plot_surviving_histogram(ax, flat, pruning.prune_weights(flat, float(value)), edges)
         return fig
 
     return _slider_demo(draw, slider)
@@ -118,38 +119,38 @@ def dropout_mask_demo(*, p: float = 0.5, units: int = 40, steps: int = 12, seed:
 
 
 def ratio_curve_demo(
-    ratios,
+    sparsities,
     curves,
     *,
     dense_acc: float | None = None,
-    ratio: float | None = None,
+    sparsity: float | None = None,
 ) -> ipywidgets.VBox:
-    """A slider over the precomputed pruning ratios that marks the ratio on the accuracy curves and states each curve's accuracy there.
+    """A slider over the precomputed sparsities that marks one on the accuracy curves and states each curve's accuracy there (Chapter 6).
 
     Nothing is trained: the slider only reads the results passed in. The figure's title gives the
-    mean accuracy of every curve at the chosen ratio, and a vertical line marks it.
+    mean accuracy of every curve at the chosen sparsity, and a vertical line marks it.
 
     Args:
-        ratios: fractions of weights pruned, shape ``(n,)``, increasing.
+        sparsities: fractions of weights pruned, shape ``(n,)``, increasing.
         curves: ``{label: (accuracies of shape (seeds, n) as fractions, colour, linestyle)}``.
         dense_acc: the unpruned accuracy (fraction), drawn as a reference line.
-        ratio: initial ratio (default: the middle one); snapped to the nearest precomputed ratio.
+        sparsity: initial sparsity (default: the middle one); snapped to the nearest precomputed one.
     """
     import numpy as np
 
-    ratios = [float(r) for r in ratios]
-    options = [(f"{100 * r:g} %", r) for r in ratios]
-    start = ratios[len(ratios) // 2] if ratio is None else min(ratios, key=lambda r: abs(r - ratio))
+    sparsities = [float(s) for s in sparsities]
+    options = [(f"{100 * s:g} %", s) for s in sparsities]
+    start = sparsities[len(sparsities) // 2] if sparsity is None else min(sparsities, key=lambda s: abs(s - sparsity))
     slider = ipywidgets.SelectionSlider(options=options, value=start, description="pruned")
 
     def draw(value):
-        value = min(ratios, key=lambda r: abs(r - float(value)))
-        i = ratios.index(value)
+        value = min(sparsities, key=lambda s: abs(s - float(value)))
+        i = sparsities.index(value)
         fig, ax = plt.subplots(figsize=(plots.FIGSIZE[0], 3.2))
         parts = []
         for label, (accs, color, style) in curves.items():
             accs = 100 * np.atleast_2d(np.asarray(accs, dtype=float))
-            ax.plot(100 * np.asarray(ratios), accs.mean(0), marker="o", ms=3.5, color=color, ls=style, label=label)
+            ax.plot(100 * np.asarray(sparsities), accs.mean(0), marker="o", ms=3.5, color=color, ls=style, label=label)
             ax.plot([100 * value], [accs.mean(0)[i]], marker="o", ms=9, mfc="none", mec=color, mew=2)
             parts.append(f"{label} {accs.mean(0)[i]:.1f} %")
         if dense_acc is not None:
