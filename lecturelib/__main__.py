@@ -1,4 +1,5 @@
-"""Command line of lecturelib: run a cached experiment and save its JSON and figures.
+"""Command line of lecturelib: run a cached experiment and save its JSON and figures (the experiments of
+chapters 9 and 10, notebooks/09_lottery_ticket.ipynb and notebooks/10_rewinding_stability.ipynb).
 
     python -m lecturelib list
     python -m lecturelib run lottery --profile lecture

@@ -1,4 +1,5 @@
-"""Datasets as in-memory tensors: scikit-learn's bundled digits (offline, the default), MNIST-1D
+"""Datasets as in-memory tensors (digits from Chapter 1, notebooks/01_weighted_sum.ipynb, on; MNIST-1D in
+chapters 9 and 10): scikit-learn's bundled digits (offline, the default), MNIST-1D
 (generated offline by the ``mnist1d`` package) and MNIST / Fashion-MNIST / CIFAR-10 through
 torchvision (downloaded when the network is there).
 

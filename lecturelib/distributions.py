@@ -1,4 +1,5 @@
-"""Weight distributions of a network before pruning, right after pruning and after retraining:
+"""Weight distributions of a network before pruning, right after pruning and after retraining (Chapter 3,
+notebooks/03_weight_distributions.ipynb; chapter 7 compares them for both kinds of pruning):
 histograms on shared bins and the numbers that describe them (the hole around zero, the spread).
 
 A histogram here counts **surviving** weights: weights that are exactly zero because a mask pruned

@@ -1,4 +1,4 @@
-"""Dropout next to pruning: an MLP with dropout, the masks dropout samples, its 1/(1-p) scaling,
+"""Dropout next to pruning (Chapter 4, notebooks/04_pruning_vs_dropout.ipynb): an MLP with dropout, the masks dropout samples, its 1/(1-p) scaling,
 and Monte-Carlo dropout (averaging many sampled sub-networks).
 
 Dropout (Srivastava et al. 2014) switches each hidden unit off with probability ``p`` at every

@@ -1,4 +1,4 @@
-"""Numbers for the book's prose: a chapter never types a measured number, it glues it.
+"""Numbers for the book's prose (every chapter): a chapter never types a measured number, it glues it.
 
 A code cell calls ``glue("name", value, ".1f")``; a markdown cell writes ``{glue:text}`name``` and
 the book (MyST-NB) inserts the text at that place, so the prose always says what the last run

@@ -1,4 +1,5 @@
-"""Grade students' notebooks: run each in a fresh kernel and report every self-checked exercise.
+"""Grade students' notebooks (for teachers; the exercises of every chapter): run each in a fresh kernel and
+report every self-checked exercise.
 
     python -m lecturelib grade alice.ipynb bob.ipynb
     python -m lecturelib grade submissions/                  # every *.ipynb below the folder

@@ -1,4 +1,5 @@
-"""The course's two networks and how big they are.
+"""The course's two networks and how big they are (the MLP from Chapter 1, notebooks/01_weighted_sum.ipynb;
+the CNN in Chapter 7, notebooks/07_structured_pruning.ipynb).
 
 * :func:`mlp` — LeNet-300-100 (Frankle & Carbin 2019): flatten → 300 → 100 → classes, ReLU.
 * :func:`cnn` — a small Conv-2 / Conv-4 style network: blocks of two 3x3 convolutions and a 2x2

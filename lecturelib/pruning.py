@@ -106,6 +106,9 @@ def magnitude_scores(weight: torch.Tensor, norm: int = 1) -> torch.Tensor:
 
 
 def _scores(model: nn.Module, names: list[str], current: Mask | None, norm: int) -> dict[str, torch.Tensor]:
+    """``{name: float32 CPU scores}``; the entries ``current`` (checked) has pruned score -1, below every weight."""
+    if current is not None:
+        check_mask(model, current)
     params = dict(model.named_parameters())
     scores = {}
     for name in names:
@@ -184,7 +187,7 @@ def prune_weights(w: torch.Tensor, sparsity: float, order: str = "smallest", *, 
         scores = torch.empty(w.numel())
         scores[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))] = torch.arange(w.numel(), dtype=scores.dtype)
     else:
-        scores = w.abs().reshape(-1) if order == "smallest" else -w.abs().reshape(-1)
+        scores = magnitude_scores(w).reshape(-1) * (1 if order == "smallest" else -1)
     keep = keep_largest(scores, kept_count(sparsity, w.numel())).to(w.device)
     return w.masked_fill(~keep.reshape(w.shape), 0)
 
@@ -242,8 +245,6 @@ def layerwise_magnitude_mask(
     """
     names = _names_to_prune(model, names, current_mask)
     per_layer = layer_sparsities(sparsity, names)
-    if current_mask is not None:
-        check_mask(model, current_mask)
     scores = _scores(model, names, current_mask, norm)
     mask = {}
     for name, score in scores.items():
@@ -271,18 +272,12 @@ def global_magnitude_mask(
     """
     sparsity = check_fraction("sparsity", sparsity)
     names = _names_to_prune(model, names, current_mask)
-    if current_mask is not None:
-        check_mask(model, current_mask)
     scores = _scores(model, names, current_mask, norm)
     flat = torch.cat([_protect_largest(score).reshape(-1) for score in scores.values()])
     alive_layers = sum(int((score >= 0).any()) for score in scores.values())
     n_prune = _target_count("global", sparsity, flat.numel(), int((flat < 0).sum()), protected=alive_layers)
-    keep = keep_largest(flat, flat.numel() - n_prune)
-    mask, start = {}, 0
-    for name, score in scores.items():
-        mask[name] = keep[start:start + score.numel()].reshape(score.shape)
-        start += score.numel()
-    return mask
+    keep = keep_largest(flat, flat.numel() - n_prune).split([score.numel() for score in scores.values()])
+    return {name: part.reshape(score.shape) for (name, score), part in zip(scores.items(), keep)}
 
 
 def layer_sparsities(sparsity: float | Mapping[str, float], names: list[str]) -> dict[str, float]:

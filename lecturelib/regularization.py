@@ -1,4 +1,5 @@
-"""Pruning and dropout as regularisers: train a dense, a pruned-then-retrained and a dropout network
+"""Pruning and dropout as regularisers (Chapter 2, notebooks/02_gains_and_costs.ipynb, and Chapter 4,
+notebooks/04_pruning_vs_dropout.ipynb): train a dense, a pruned-then-retrained and a dropout network
 on the same small training set, for several seeds, with the same budget of optimiser steps — and
 the control that any claim of regularisation needs, the dense network stopped early.
 

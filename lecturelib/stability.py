@@ -1,4 +1,4 @@
-"""Stability to SGD noise and linear mode connectivity (Frankle et al. 2020).
+"""Stability to SGD noise and linear mode connectivity (Frankle et al. 2020; Chapter 10, notebooks/10_rewinding_stability.ipynb).
 
 From the weights ``W_k`` after ``k`` iterations, two copies are trained with different data orders
 (two draws of the SGD noise *u*) to ``W_T¹`` and ``W_T²``. The network is evaluated along the

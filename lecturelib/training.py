@@ -1,4 +1,5 @@
-"""Training and evaluation with optional pruning masks, seeded and exactly repeatable on a CPU.
+"""Training and evaluation with optional pruning masks, seeded and exactly repeatable on a CPU (masked
+training: Chapter 5, notebooks/05_pruning_loop.ipynb; every chapter trains with it).
 
 ``train`` keeps a mask applied at every step: pruned weights start at 0, receive no gradient and
 are re-zeroed after each optimiser step, so momentum, Adam's moments and weight decay cannot
