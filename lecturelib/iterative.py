@@ -226,17 +226,17 @@ def prune_to_sparsity(
 
 @dataclass
 class RatioCurve:
-    """Test accuracy (fraction) and loss of one trained model pruned to each ratio: without retraining, retrained once, retrained iteratively.
+    """Test accuracy (fraction) and loss of one trained model pruned to each sparsity: without retraining, retrained once, retrained iteratively.
 
-    The three curves of Han et al. 2015, Fig. 5. Arrays have shape ``(len(ratios),)``;
+    The three curves of Han et al. 2015, Fig. 5. Arrays have shape ``(len(sparsities),)``;
     ``dense_acc`` / ``dense_loss`` are the unpruned model's. ``pruned_*``: the trained model pruned
-    to each ratio, no retraining. ``oneshot_*``: the trained model pruned to each ratio in one step,
+    to each sparsity, no retraining. ``oneshot_*``: the trained model pruned to each sparsity in one step,
     then retrained ("prune and retrain"). ``iterative_*``: the model pruned along the increasing
-    ``ratios`` with retraining at every one ("iterative prune and retrain"). At ratio ``i`` both
+    ``sparsities`` with retraining at every one ("iterative prune and retrain"). At sparsity ``i`` both
     retrained curves have spent the same number of retraining steps, ``budget[i]``.
     """
 
-    ratios: np.ndarray
+    sparsities: np.ndarray
     dense_acc: float
     dense_loss: float
     pruned_acc: np.ndarray
@@ -251,7 +251,7 @@ class RatioCurve:
 def ratio_curve(
     model: nn.Module,
     data: Dataset,
-    ratios: Sequence[float],
+    sparsities: Sequence[float],
     *,
     retrain_iterations: int,
     scope: str = "layerwise",
@@ -260,18 +260,18 @@ def ratio_curve(
 ) -> RatioCurve:
     """Return accuracy and loss of the trained ``model`` against the fraction of weights pruned: without retraining, retrained once, retrained iteratively.
 
-    ``model`` is not modified (copies are pruned). Without retraining, each ratio prunes the
-    trained weights by magnitude. Iteratively, the model is pruned along the increasing ``ratios``
-    and retrained for ``retrain_iterations`` steps at each, so ratio ``i`` has cost
+    ``model`` is not modified (copies are pruned). Without retraining, each sparsity prunes the
+    trained weights by magnitude. Iteratively, the model is pruned along the increasing ``sparsities``
+    and retrained for ``retrain_iterations`` steps at each, so sparsity ``i`` has cost
     ``(i + 1) * retrain_iterations`` steps. One-shot, a fresh copy of the trained model is pruned
-    straight to ratio ``i`` and retrained for that same number of steps, so the two retrained curves
+    straight to sparsity ``i`` and retrained for that same number of steps, so the two retrained curves
     differ only in the schedule. Retraining uses ``train_kwargs`` (e.g. the training's regulariser).
 
     Args:
         model: the trained network.
         data: dataset to retrain on and evaluate (test split).
-        ratios: increasing pruning ratios (sparsities) in [0, 1).
-        retrain_iterations: retraining steps at each ratio, >= 1.
+        sparsities: increasing fractions of weights pruned, in [0, 1).
+        retrain_iterations: retraining steps at each sparsity, >= 1.
         scope, data_seed, train_kwargs: as in :func:`prune_finetune_loop`.
 
     Returns:
@@ -280,18 +280,18 @@ def ratio_curve(
     import copy
 
     retrain_iterations = check_positive_int("retrain_iterations", retrain_iterations)
-    plain = prune_finetune_loop(copy.deepcopy(model), data, ratios, finetune_iterations=0, scope=scope)
+    plain = prune_finetune_loop(copy.deepcopy(model), data, sparsities, finetune_iterations=0, scope=scope)
     iterative = prune_finetune_loop(
-        copy.deepcopy(model), data, ratios, finetune_iterations=retrain_iterations, scope=scope,
+        copy.deepcopy(model), data, sparsities, finetune_iterations=retrain_iterations, scope=scope,
         data_seed=data_seed, train_kwargs=train_kwargs,
     )
     oneshot = [
-        prune_finetune_loop(copy.deepcopy(model), data, [ratio], finetune_iterations=level.total_iterations, scope=scope,
+        prune_finetune_loop(copy.deepcopy(model), data, [sparsity], finetune_iterations=level.total_iterations, scope=scope,
                             data_seed=data_seed, train_kwargs=train_kwargs)[-1]
-        for ratio, level in zip(ratios, iterative[1:])
+        for sparsity, level in zip(sparsities, iterative[1:])
     ]
     return RatioCurve(
-        ratios=np.asarray(ratios, dtype=float),
+        sparsities=np.asarray(sparsities, dtype=float),
         dense_acc=plain[0].test_acc,
         dense_loss=plain[0].test_loss,
         pruned_acc=np.array([r.test_acc for r in plain[1:]]),
@@ -304,23 +304,23 @@ def ratio_curve(
     )
 
 
-def largest_ratio_within(ratios: Sequence[float], accuracies: Sequence[float], reference: float, tolerance: float) -> float:
-    """Return the largest ratio up to which every accuracy stays within ``tolerance`` of ``reference`` (0.0 if the first already falls below).
+def largest_ratio_within(sparsities: Sequence[float], accuracies: Sequence[float], reference: float, tolerance: float) -> float:
+    """Return the largest sparsity up to which every accuracy stays within ``tolerance`` of ``reference`` (0.0 if the first already falls below).
 
-    Accuracies and ``tolerance`` are in the same unit (fractions or percentage points); ``ratios``
-    must be increasing. "Up to which" means the accuracy at that ratio *and at every smaller one*
+    Accuracies and ``tolerance`` are in the same unit (fractions or percentage points); ``sparsities``
+    must be increasing. "Up to which" means the accuracy at that sparsity *and at every smaller one*
     is at least ``reference - tolerance``.
 
     Examples:
         >>> largest_ratio_within([0.5, 0.8, 0.9, 0.95], [0.97, 0.965, 0.90, 0.96], 0.97, 0.01)
         0.8
     """
-    ratios, accuracies = list(ratios), list(accuracies)
-    if len(ratios) != len(accuracies):
-        raise ValueError(f"ratios and accuracies must have the same length, got {len(ratios)} and {len(accuracies)}")
+    sparsities, accuracies = list(sparsities), list(accuracies)
+    if len(sparsities) != len(accuracies):
+        raise ValueError(f"sparsities and accuracies must have the same length, got {len(sparsities)} and {len(accuracies)}")
     best = 0.0
-    for ratio, acc in zip(ratios, accuracies):
+    for sparsity, acc in zip(sparsities, accuracies):
         if acc < reference - tolerance:
             break
-        best = float(ratio)
+        best = float(sparsity)
     return best
