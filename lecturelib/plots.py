@@ -328,10 +328,7 @@ def plot_per_seed(
         ax.bar(i, vals.mean(), color=color, alpha=0.35, width=0.6)
         ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, color=color, s=18, zorder=3)
     ax.set_xticks(range(len(values)), list(values))
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    return ax
+    return _label_axes(ax, ylabel=ylabel, title=title)
 
 
 def plot_latency(
@@ -356,22 +353,15 @@ def plot_latency(
     ax.barh(labels, medians, xerr=errors, color=bar_colors, alpha=0.85)
     ax.axvline(1.0, color=COLORS["dense"], ls="--", lw=1)
     ax.invert_yaxis()
-    ax.set_xlabel(f"median latency relative to {baseline} (×)")
-    if title:
-        ax.set_title(title)
-    return ax
+    return _label_axes(ax, xlabel=f"median latency relative to {baseline} (×)", title=title)
 
 
 def plot_dropout_masks(ax: plt.Axes, masks, *, title: str | None = None) -> plt.Axes:
     """Draw sampled masks ``(steps, units)`` as an image: a dark cell is a unit switched off at that step."""
     image = np.asarray(masks, dtype=float)
     ax.imshow(image, cmap="Greys_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_xlabel("hidden unit")
-    ax.set_ylabel("training step")
     ax.grid(False)
-    if title:
-        ax.set_title(title)
-    return ax
+    return _label_axes(ax, xlabel="hidden unit", ylabel="training step", title=title)
 
 
 def plot_ensemble_accuracy(
@@ -443,11 +433,8 @@ def plot_surviving_histogram(ax: plt.Axes, weights, pruned, edges) -> plt.Axes:
     ax.stairs(distributions.survivor_histogram(flat, edges).numpy(), edges.numpy(), color=COLORS["random"], label="before pruning")
     ax.stairs(distributions.survivor_histogram(pruned, edges).numpy(), edges.numpy(), fill=True, alpha=0.8,
               color=COLORS["pruned"], label="surviving weights")
-    ax.set_xlabel("weight value")
-    ax.set_ylabel("weights per bin")
-    ax.set_title(f"{removed / len(flat):.0%} pruned: {removed} weights with |w| < {threshold:.3f} removed")
-    ax.legend()
-    return ax
+    return _label_axes(ax, xlabel="weight value", ylabel="weights per bin", legend=True,
+                       title=f"{removed / len(flat):.0%} pruned: {removed} weights with |w| < {threshold:.3f} removed")
 
 
 def _label_axes(ax: plt.Axes, *, xlabel: str | None = None, ylabel: str | None = None,
