@@ -60,3 +60,30 @@ def test_choice_demo_over_precomputed_results_and_its_twin():
     assert demo.figure.axes[0].get_title() == "level 1"
     twin = widgets.twin(demo)
     assert twin.labels == ("100 % left", "80 % left") and twin.titles == ("level 0", "level 1")
+
+
+def test_every_widget_of_the_chapters_has_a_kernel_free_twin():
+    """A demo cell (``demo = widgets.*_demo(...)``, output removed from the book) is followed by its twin cell
+    (``widgets.twin(demo)``, input removed), and the committed twin output holds the slider the book renders."""
+    import re
+
+    import nbformat
+
+    from conftest import existing_chapters, notebook_path
+
+    from test_browser import TWIN_CHAPTERS
+
+    with_widgets = []
+    for chapter in existing_chapters():
+        cells = [c for c in nbformat.read(notebook_path(chapter), 4).cells if c.cell_type == "code"]
+        for i, cell in enumerate(cells):
+            if not re.search(r"\bwidgets\.\w+_demo\(", cell.source):
+                continue
+            with_widgets.append(chapter)
+            twin = cells[i + 1] if i + 1 < len(cells) else None
+            assert "remove-output" in cell.metadata.get("tags", []), f"{chapter}: the widget's cell should hide its output in the book"
+            assert twin is not None and "widgets.twin(demo)" in twin.source, f"{chapter}: no twin cell after the widget's cell"
+            assert "remove-input" in twin.metadata.get("tags", []), f"{chapter}: the twin cell should hide its code in the book"
+            html = "".join(o.get("data", {}).get("text/html", "") for o in twin.get("outputs", []))
+            assert 'class="lecturelib-twin"' in html, f"{chapter}: the committed twin cell has no twin output (execute the chapter)"
+    assert sorted(set(with_widgets)) == sorted(TWIN_CHAPTERS), "the browser test must cover exactly the chapters with widgets"
