@@ -184,7 +184,7 @@ def prune_weights(w: torch.Tensor, sparsity: float, order: str = "smallest", *, 
     check_choice("order", order, ORDERS)
     w = w.detach()
     if order == "random":   # score = position in a random permutation
-        scores = torch.empty(w.numel())
+        scores = torch.empty(w.numel(), dtype=torch.float64)   # float64: exact positions beyond 2**24 weights
         scores[torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))] = torch.arange(w.numel(), dtype=scores.dtype)
     else:
         scores = magnitude_scores(w).reshape(-1) * (1 if order == "smallest" else -1)
