@@ -49,7 +49,7 @@ def run(
     """
     data = data_module.load_dataset("digits", seed=0, val_fraction=0.15) if data is None else data
     kwargs = {"iterations": iterations, "eval_every": eval_every, "batch_size": 60, "optimizer": "adam",
-              "lr": 1.2e-3, "data_seed": 0, "device": "cpu"}
+              "lr": 1.2e-3, "device": "cpu"}
 
     def make():
         return models.mlp(data.input_shape, data.num_classes, hidden, seed=0)
@@ -57,7 +57,7 @@ def run(
     def imp() -> float:
         model = make()
         with Timer() as t:
-            lottery.iterative_magnitude_pruning(model, data, rounds=rounds, rate=rate, output_rate=output_rate,
+            lottery.iterative_magnitude_pruning([model], data, rounds=rounds, rate=rate, output_rate=output_rate,
                                                 train_kwargs=kwargs)
         return t.seconds
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, atomic, lottery, machine, models, stability, training
+from . import __version__, atomic, iterative, lottery, machine, models, stability, training
 from . import data as data_module
 from ._checks import as_scalar, check_choice, check_fraction, check_number, check_positive_int
 
@@ -114,7 +114,7 @@ class RewindingConfig:
     rounds: int = 3                      # 4 levels
     rate: float = 0.45                   # conv layers: 0.55**3 ≈ 17 % of the weights left
     output_rate: float = 0.225           # output layer: half the rate
-    rewind_iterations: tuple[int, ...] = (0, 100)   # 0 = reset to init; k > 0 = rewind to W_k
+    ks: tuple[int, ...] = (0, 100)       # rewind iterations k: 0 = reset to init; k > 0 = rewind to W_k
     seeds: tuple[int, ...] = (0, 1, 2)
     alphas: int = 11                     # points on the linear path of the instability analysis
     lr_milestones: tuple[int, ...] = ()  # iterations from which the learning rate is 10× lower (lr_schedule "step")
@@ -180,16 +180,16 @@ PROFILES: dict[str, dict[str, dict]] = {
            "digits_lottery": {**_DIGITS_LOTTERY, "rounds": 4, "rate": 0.64, "output_rate": 0.34, "long_levels": 3},
            "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 20, 100, 300)},
            "noisy_rewinding": {**_NOISY_REWINDING, "iterations": 600, "lr_milestones": (400,), "eval_every": 100, "rounds": 4, "rate": 0.55,
-                               "output_rate": 0.3, "rewind_iterations": (0, 100)}},
+                               "output_rate": 0.3, "ks": (0, 100)}},
     "lecture": {
         "lottery": {"rounds": 14, "rate": 0.2, "output_rate": 0.1, "long_levels": 4, "seeds": (0, 1, 2, 3, 4)},
         "digits_lottery": {**_DIGITS_LOTTERY, "rounds": 9, "rate": 0.38, "output_rate": 0.19, "long_levels": 5,
                            "seeds": (0, 1, 2, 3, 4)},
-        "rewinding": {**_MNIST1D_FULL, "eval_every": 2000, "rounds": 8, "rate": 0.2, "output_rate": 0.1, "rewind_iterations": (0, 200)},
+        "rewinding": {**_MNIST1D_FULL, "eval_every": 2000, "rounds": 8, "rate": 0.2, "output_rate": 0.1, "ks": (0, 200)},
         "stability": {**_MNIST1D_FULL, "ks": (0, 50, 100, 200, 800)},
         "noisy_stability": {**_NOISY, "iterations": 900, "lr_milestones": (600,), "ks": (0, 5, 20, 100, 300), "seeds": (0, 1, 2, 3, 4)},
         "noisy_rewinding": {**_NOISY_REWINDING, "iterations": 900, "lr_milestones": (600,), "eval_every": 100, "rounds": 5, "rate": 0.5,
-                            "output_rate": 0.25, "rewind_iterations": (0, 100), "seeds": (0, 1, 2, 3, 4)},
+                            "output_rate": 0.25, "ks": (0, 100), "seeds": (0, 1, 2, 3, 4)},
     },
     "paper": {
         "lottery": {**_PAPER_DATA, "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "iterations": 50_000,
@@ -197,7 +197,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "digits_lottery": {**_DIGITS_LOTTERY, "iterations": 1000, "eval_every": 50, "long_iterations": 4000, "rounds": 20,
                            "rate": 0.2, "output_rate": 0.1, "long_levels": 5, "seeds": (0, 1, 2)},
         "rewinding": {**_PAPER_DATA, **_PAPER_MLP, "iterations": 50_000, "eval_every": 1000, "rounds": 20,
-                      "rate": 0.2, "output_rate": 0.1, "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
+                      "rate": 0.2, "output_rate": 0.1, "ks": (0, 500, 2000), "seeds": (0, 1, 2)},
         "stability": {**{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"}, **_PAPER_MLP,
                       "iterations": 50_000, "ks": (0, 100, 500, 2000, 10_000), "seeds": (0, 1, 2)},
         "noisy_stability": {**_NOISY, **{k: v for k, v in _PAPER_DATA.items() if k != "val_fraction"},
@@ -205,7 +205,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                             "ks": (0, 100, 500, 2000), "seeds": (0, 1, 2)},
         "noisy_rewinding": {**_NOISY, **_PAPER_DATA, "batch_size": 60, "iterations": 20_000, "lr_milestones": (15_000,),
                             "eval_every": 1000, "rounds": 8, "rate": 0.4, "output_rate": 0.2,
-                            "rewind_iterations": (0, 500, 2000), "seeds": (0, 1, 2)},
+                            "ks": (0, 500, 2000), "seeds": (0, 1, 2)},
     },
 }
 
@@ -244,15 +244,13 @@ def check_config(config) -> None:
     Raises:
         TypeError: a setting of the wrong type (``lr="fast"``, ``seeds=0``).
         ValueError: a bad value: NaN or ±inf, a fraction outside [0, 1), an unknown dataset, model,
-            optimiser or device, empty or repeated ``seeds``, rewind points (``ks``,
-            ``rewind_iterations``) or ``lr_milestones`` that repeat, are unsorted or are not below
+            optimiser or device, empty or repeated ``seeds``, rewind points ``ks``
+            or ``lr_milestones`` that repeat, are unsorted or are not below
             ``iterations``.
     """
     for f in fields(config):
         object.__setattr__(config, f.name, _checked_setting(f.name, getattr(config, f.name)))
-    points_name = "ks" if hasattr(config, "ks") else "rewind_iterations" if hasattr(config, "rewind_iterations") else None
-    points = getattr(config, points_name) if points_name else ()
-    for name, values, what in ((points_name, points, "a rewind point W_k is taken during the training"),
+    for name, values, what in (("ks", getattr(config, "ks", ()), "a rewind point W_k is taken during the training"),
                                ("lr_milestones", getattr(config, "lr_milestones", ()), "a milestone lies inside the training")):
         late = [v for v in values if v >= config.iterations]
         if late:
@@ -286,7 +284,7 @@ def _checked_setting(name: str, value):
         if value < 2:
             raise ValueError(f"alphas must be >= 2 (the two end points of the path), got {value!r}")
         return value
-    if name in ("hidden", "seeds", "ks", "rewind_iterations", "lr_milestones"):
+    if name in ("hidden", "seeds", "ks", "lr_milestones"):
         return _checked_ints(name, value)
     if name == "dataset":
         check_choice("dataset", value, data_module.DATASETS)
@@ -318,9 +316,9 @@ def _checked_ints(name: str, value) -> tuple[int, ...]:
         raise ValueError("seeds must hold at least one seed, got ()")
     if name == "seeds" and len(set(values)) < len(values):
         raise ValueError(f"seeds must not repeat (a repeated seed repeats a run), got {values!r}")
-    if name in ("ks", "rewind_iterations") and not values:
+    if name == "ks" and not values:
         raise ValueError(f"{name} must hold at least one iteration, got ()")
-    if name in ("ks", "rewind_iterations", "lr_milestones") and list(values) != sorted(set(values)):
+    if name in ("ks", "lr_milestones") and list(values) != sorted(set(values)):
         raise ValueError(f"{name} must be increasing with no repeats, got {values!r}; e.g. {tuple(sorted(set(values)))!r}")
     return values
 
@@ -487,8 +485,8 @@ def planned_steps(experiment: str, config) -> int:
     seeds, t = len(config.seeds), config.iterations
     if experiment in ("lottery", "digits_lottery"):    # ticket and random re-init, every level; the long control
         return seeds * 2 * ((config.rounds + 1) * t + min(config.long_levels, config.rounds + 1) * config.long_iterations)
-    if experiment in ("rewinding", "noisy_rewinding"):  # W_k; the dense level, the rewound levels from k to T; two copies
-        return seeds * sum(max(k, 1) + t + (config.rounds + 2) * (t - k) for k in config.rewind_iterations)
+    if experiment in ("rewinding", "noisy_rewinding"):  # the dense level; the rewound levels and two copies, from k to T
+        return seeds * sum(t + (config.rounds + 2) * (t - k) for k in config.ks)
     return seeds * (max(max(config.ks), 1) + sum(2 * (t - k) for k in config.ks))   # W_k; two copies per k
 
 
@@ -587,35 +585,31 @@ def _run_lottery(config: LotteryConfig) -> dict:
     data = _load(config)
     make = lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)  # noqa: E731
     kwargs = _train_kwargs(config)
-    runs, long, tickets = {"ticket": [], "random": []}, {"ticket": [], "random": []}, []
-    for seed in config.seeds:
-        levels = lottery.iterative_magnitude_pruning(
-            make(seed), data, rounds=config.rounds, rate=config.rate, output_rate=config.output_rate,
-            train_kwargs={**kwargs, "data_seed": seed},
-        )
-        runs["ticket"].append([level.to_dict() for level in levels])
-        tickets.append(levels)
+    imp = lottery.iterative_magnitude_pruning([make(seed) for seed in config.seeds], data, rounds=config.rounds, rate=config.rate,
+                                              output_rate=config.output_rate, data_seeds=config.seeds, train_kwargs=kwargs)
+    tickets = [run.levels for run in imp]
     reinit = lambda seed: seed + config.reinit_seed_offset  # noqa: E731
-    runs["random"] = _masks_retrained(make, data, config.seeds, tickets, reinit, kwargs)
-    if config.long_iterations:   # convergence control: the sparsest tickets and re-inits, trained long_iterations
-        sparsest = [levels[-config.long_levels:] for levels in tickets]
-        long_kwargs = {**kwargs, "iterations": config.long_iterations}
-        long = {kind: _masks_retrained(make, data, config.seeds, sparsest, init, long_kwargs)   # the ticket's own seed: m ⊙ W_0 itself
-                for kind, init in (("ticket", lambda seed: seed), ("random", reinit))}
+    runs = {"ticket": [[level.to_dict() for level in levels] for levels in tickets],
+            "random": _masks_retrained(make, data, config.seeds, tickets, {"random": reinit}, kwargs)["random"]}
+    long = {"ticket": [], "random": []}
+    if config.long_iterations:   # convergence control: the sparsest tickets (m ⊙ W_0 itself) and re-inits, trained long_iterations
+        long = _masks_retrained(make, data, config.seeds, [levels[-config.long_levels:] for levels in tickets],
+                                {"ticket": lambda seed: seed, "random": reinit}, {**kwargs, "iterations": config.long_iterations})
     return {"weights_left": [level["weights_left"] for level in runs["ticket"][0]], "runs": runs, "long": long,
             "trainings_per_seed": {"ticket": config.rounds + 1, "random": config.rounds + 1}}
 
 
-def _masks_retrained(make, data, seeds, tickets, init_seed, train_kwargs) -> list[list[dict]]:
-    """Return, per seed ``s``, the results of training each mask of ``tickets[s]`` from ``make(init_seed(s))`` with data order ``s``.
+def _masks_retrained(make, data, seeds, tickets, inits, train_kwargs) -> dict[str, list[list[dict]]]:
+    """Return ``{kind: per seed s, the results of training each mask of tickets[s] from make(inits[kind](s))}``.
 
-    Every seed's and level's network is trained in one :func:`~lecturelib.lottery.train_random_reinits` call.
+    The level ``l`` of seed ``s`` trains with the data order of its IMP level, ``s + l``; every kind's,
+    seed's and level's network is trained in one :func:`~lecturelib.lottery.train_random_reinits` call.
     """
-    flat = [(seed, level) for seed, levels in zip(seeds, tickets) for level in levels]
+    flat = [(kind, seed, level) for kind in inits for seed, levels in zip(seeds, tickets) for level in levels]
     results = iter(lottery.train_random_reinits(
-        make, data, [level.mask for _, level in flat], seeds=[init_seed(seed) for seed, _ in flat],
-        data_seeds=[seed for seed, _ in flat], train_kwargs=train_kwargs, levels=[level.level for _, level in flat]))
-    return [[next(results).to_dict() for _ in levels] for levels in tickets]
+        make, data, [level.mask for _, _, level in flat], seeds=[inits[kind](seed) for kind, seed, _ in flat],
+        data_seeds=[seed + level.level for _, seed, level in flat], train_kwargs=train_kwargs, levels=[level.level for *_, level in flat]))
+    return {kind: [[next(results).to_dict() for _ in levels] for levels in tickets] for kind in inits}
 
 
 def _run_rewinding(config: RewindingConfig) -> dict:
@@ -624,23 +618,14 @@ def _run_rewinding(config: RewindingConfig) -> dict:
     kwargs = _train_kwargs(config)
     stability_kwargs = {key: value for key, value in kwargs.items() if key not in ("iterations", "eval_every")}
     runs, sparse = {}, {}
-    for k in config.rewind_iterations:
-        runs[str(k)], sparse[str(k)] = [], []
-        for seed in config.seeds:
-            model = make(seed)
-            history = training.train(training.clone_model(model), data, iterations=max(k, 1), run_iterations=config.iterations,
-                                     snapshot_at=[k], data_seed=seed, **stability_kwargs)   # W_k of IMP's dense run
-            w_k = history.snapshots[k]
-            levels = lottery.iterative_magnitude_pruning(
-                model, data, rounds=config.rounds, rate=config.rate, output_rate=config.output_rate,
-                rewind_iteration=k, train_kwargs={**kwargs, "data_seed": seed},
-            )
-            runs[str(k)].append([level.to_dict() for level in levels])
-            result = stability.instability_analysis(
-                make(seed), data, k=k, iterations=config.iterations, start_state=w_k, mask=levels[-1].mask,
-                data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas, train_kwargs=stability_kwargs,
-            )
-            sparse[str(k)].append(result.to_dict())
+    for k in config.ks:
+        imp = lottery.iterative_magnitude_pruning([make(seed) for seed in config.seeds], data, rounds=config.rounds, rate=config.rate,
+                                                  output_rate=config.output_rate, k=k, data_seeds=config.seeds, train_kwargs=kwargs)
+        runs[str(k)] = [[level.to_dict() for level in run.levels] for run in imp]
+        sparse[str(k)] = [stability.instability_analysis(
+            make(seed), data, run.rewind, iterations=config.iterations, mask=run.levels[-1].mask,
+            data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas, train_kwargs=stability_kwargs).to_dict()
+            for seed, run in zip(config.seeds, imp)]
     return {"weights_left": [level["weights_left"] for level in next(iter(runs.values()))[0]], "runs": runs,
             "sparse_instability": sparse, "n_test": len(data.y_test)}
 
@@ -648,19 +633,17 @@ def _run_rewinding(config: RewindingConfig) -> dict:
 def _run_stability(config: StabilityConfig) -> dict:
     data = _load(config, val_fraction=0.0)
     make = _model_maker(config, data)
-    kwargs = {key: value for key, value in _train_kwargs(config).items() if key != "iterations"}
+    kwargs = {key: value for key, value in _train_kwargs(config).items() if key not in ("iterations", "eval_every")}
     by_k = {str(k): [] for k in config.ks}
+    first = max(max(config.ks), 1)   # the first steps of a T-step run, on its learning-rate schedule
     for seed in config.seeds:
         model = make(seed)
-        first = max(max(config.ks), 1)   # the first steps of a T-step run, on its learning-rate schedule
         history = training.train(training.clone_model(model), data, iterations=first, run_iterations=config.iterations,
-                                 snapshot_at=config.ks, data_seed=0, eval_every=first,
-                                 **{k: v for k, v in kwargs.items() if k != "eval_every"})
+                                 snapshot_at=config.ks, data_seed=0, eval_every=first, **kwargs)
         for k in config.ks:
             result = stability.instability_analysis(
-                model, data, k=k, iterations=config.iterations, start_state=history.snapshots[k],
-                data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas,
-                train_kwargs={**kwargs, "eval_every": config.iterations},
+                model, data, iterative.Snapshot(k, history.snapshots[k]), iterations=config.iterations,
+                data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas, train_kwargs={**kwargs, "eval_every": config.iterations},
             )
             by_k[str(k)].append(result.to_dict())
     return {"ks": list(config.ks), "by_k": by_k, "n_train": len(data.y_train), "n_test": len(data.y_test)}

@@ -1,15 +1,20 @@
-"""The pruning loop — score, prune the least important weights, fine-tune, repeat — written once,
-with the sparsity schedules and ratio curves built on it.
+"""The pruning loop — score, prune the least important weights, train, repeat — written once, with
+its sparsity schedules and the ratio curves built on it (chapters 5, 6 and 8; chapters 9 and 10 add a rewind).
 
 :func:`prune_finetune_loop` is the loop of the lecture: given a list of target sparsities it prunes
 the model to each in turn (pruned weights stay pruned), fine-tunes it with the mask held fixed and
 records one :class:`LevelRecord` per level. One-shot pruning is the loop with one level; iterative
-pruning is the loop with the levels of :func:`sparsity_schedule`; a ratio curve
-(:func:`ratio_curve`) is the loop over increasing pruning ratios, with or without retraining.
+pruning is the loop with the levels of :func:`sparsity_schedule`; a ratio curve (:func:`ratio_curve`)
+is the loop over increasing pruning ratios, with or without retraining. Iterative magnitude pruning
+(:func:`lecturelib.lottery.iterative_magnitude_pruning`) is the same loop with one change: before
+each level's training the surviving weights are rewound to a :class:`Snapshot` ``W_k`` of the dense
+run. :func:`prune_finetune_many` runs the loop for several networks at once (one per seed), training
+them together (:func:`lecturelib.training.train_many`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,43 +24,37 @@ from torch import nn
 
 from ._checks import as_scalar, check_choice, check_fraction, check_positive_int
 from .data import Dataset
-from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, iterative_sparsities, layerwise_magnitude_mask, sparsity
-from .training import evaluate, train
+from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, layerwise_magnitude_mask, prunable_names, sparsity
+from .training import History, evaluate, train, train_many
 
 SCOPES = ("layerwise", "global")
+Sparsity = float | dict[str, float]   # one sparsity for every layer, or {weight name: sparsity}
 
 
-@dataclass
-class LevelRecord:
-    """One level of the pruning loop.
+# --------------------------------------------------------------------------------------------
+# Schedules: the sparsity of each level and the steps of each round.
+# --------------------------------------------------------------------------------------------
 
-    ``level`` 0 is the model as it was given (nothing pruned by the loop, not fine-tuned).
-    ``target_sparsity`` is what the schedule asked for and ``sparsity`` the fraction of zeros the
-    mask really has. ``pruned_*`` are measured right after pruning (before fine-tuning), the other
-    metrics after fine-tuning; losses are mean cross-entropy, accuracies fractions in [0, 1], on the
-    test split. ``iterations`` is the number of fine-tuning steps of this level and
-    ``total_iterations`` the running total since level 0. ``mask`` is the level's mask (``{}`` at
-    level 0 when the loop started without one).
+def iterative_sparsities(rate: float, rounds: int) -> list[float]:
+    """Return the sparsity after each of ``rounds`` rounds that each prune ``rate`` of the *remaining* weights.
+
+    Round ``r`` (1-based) reaches ``1 - (1 - rate) ** r``.
+
+    Examples:
+        >>> [round(s, 3) for s in iterative_sparsities(0.2, 3)]
+        [0.2, 0.36, 0.488]
     """
-
-    level: int
-    target_sparsity: float
-    sparsity: float
-    pruned_loss: float
-    pruned_acc: float
-    test_loss: float
-    test_acc: float
-    iterations: int
-    total_iterations: int
-    mask: Mask = field(repr=False)
+    rate = check_fraction("rate", rate)
+    rounds = check_positive_int("rounds", rounds)
+    return [1 - (1 - rate) ** r for r in range(1, rounds + 1)]
 
 
 def sparsity_schedule(final_sparsity: float, rounds: int) -> list[float]:
     """Return the sparsity after each of ``rounds`` rounds that prune the same fraction of the remaining weights and end exactly at ``final_sparsity``.
 
     The per-round rate is ``p = 1 - (1 - final_sparsity) ** (1 / rounds)`` and the schedule is
-    :func:`lecturelib.pruning.iterative_sparsities` ``(p, rounds)``; its last entry is set to
-    ``final_sparsity`` itself so that rounding in floating point cannot miss the target.
+    :func:`iterative_sparsities` ``(p, rounds)``; its last entry is set to ``final_sparsity`` itself so
+    that rounding in floating point cannot miss the target.
 
     Args:
         final_sparsity: the fraction of weights pruned at the end, in [0, 1).
@@ -79,30 +78,141 @@ def sparsity_schedule(final_sparsity: float, rounds: int) -> list[float]:
     return schedule
 
 
+def layer_sparsity_schedule(model: nn.Module, rate: float, rounds: int, output_rate: float | None = None) -> list[dict[str, float]]:
+    """Return ``{weight name: sparsity}`` after each of ``rounds`` rounds that prune ``rate`` of each layer's remaining weights (``output_rate`` for the last layer).
+
+    Layer ``l`` pruned at rate ``r_l`` per round reaches ``1 - (1 - r_l) ** r`` after round ``r``
+    (:func:`iterative_sparsities`, layer by layer). Frankle & Carbin prune LeNet-300-100's output
+    layer at half the rate of the hidden layers.
+
+    Args:
+        model: the network; its layers are :func:`~lecturelib.pruning.prunable_names`.
+        rate: fraction of the *remaining* weights of a layer pruned in each round, in [0, 1).
+        rounds: number of rounds, >= 1.
+        output_rate: the rate of the output (last) layer; default ``rate``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> [{name: round(s, 3) for name, s in level.items()} for level in layer_sparsity_schedule(net, 0.2, 2, 0.1)]
+        [{'0.weight': 0.2, '2.weight': 0.1}, {'0.weight': 0.36, '2.weight': 0.19}]
+    """
+    names = prunable_names(model)
+    rates = {name: check_fraction("rate", rate) for name in names}
+    if output_rate is not None:
+        rates[names[-1]] = check_fraction("output_rate", output_rate)
+    per_layer = {name: iterative_sparsities(r, rounds) for name, r in rates.items()}
+    return [{name: per_layer[name][i] for name in names} for i in range(check_positive_int("rounds", rounds))]
+
+
+def split_budget(total_iterations: int, rounds: int) -> list[int]:
+    """Return ``rounds`` step counts that add up to ``total_iterations``, as equal as possible (earlier rounds get the remainder).
+
+    Examples:
+        >>> split_budget(10, 3)
+        [4, 3, 3]
+    """
+    total_iterations = check_positive_int("total_iterations", total_iterations, allow_zero=True)
+    rounds = check_positive_int("rounds", rounds)
+    base, extra = divmod(total_iterations, rounds)
+    return [base + (1 if r < extra else 0) for r in range(rounds)]
+
+
+# --------------------------------------------------------------------------------------------
+# The loop and its record.
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Snapshot:
+    """The weights ``W_k`` of a run after its first ``k`` iterations: IMP rewinds to them (chapter 9's
+    reset is ``k = 0``) and the instability analysis trains two copies from them (chapter 10).
+
+    ``k`` and ``state`` travel together, so a state cannot be paired with another run's ``k``.
+    """
+
+    k: int
+    state: dict[str, torch.Tensor] = field(repr=False)
+
+
+@dataclass
+class LevelRecord:
+    """One level of the pruning loop.
+
+    ``level`` 0 is the model before the loop prunes it (for IMP: the trained dense network).
+    ``target_sparsity`` is what the schedule asked for (one fraction, or one per layer) and
+    ``sparsity`` the fraction of zeros the mask really has. ``pruned_*`` are measured right after
+    pruning (before training), ``test_*`` after training; losses are mean cross-entropy, accuracies
+    fractions in [0, 1], on the test split. ``iterations`` is the number of training steps of this
+    level and ``total_iterations`` the running total since level 0. ``mask`` is the level's mask
+    (``{}`` at level 0 when the loop started without one) and ``history`` the level's training
+    (``None`` without training).
+    """
+
+    level: int
+    target_sparsity: Sparsity
+    sparsity: float
+    pruned_loss: float
+    pruned_acc: float
+    test_loss: float
+    test_acc: float
+    iterations: int
+    total_iterations: int
+    mask: Mask = field(repr=False)
+    history: History | None = field(default=None, repr=False)
+
+    @property
+    def weights_left(self) -> float:
+        """Fraction of the prunable weights that are kept, ``1 - sparsity``."""
+        return 1.0 - self.sparsity
+
+    def to_dict(self) -> dict:
+        """The level as plain JSON-ready values (the mask left out): the early-stopping iteration
+        (best validation accuracy, or test accuracy without a validation split) and the accuracies
+        there and at the end, the weights left (overall and per layer) and the training curves."""
+        if self.history is None:
+            raise ValueError(f"level {self.level} was not trained: it has no history to write")
+        best = self.history.best_index
+        return {
+            "level": self.level, "weights_left": self.weights_left,
+            "layer_weights_left": {name: float(keep.float().mean()) for name, keep in self.mask.items()},
+            "final_test_acc": self.test_acc, "best_iteration": self.history.best_iteration,
+            "best_val_acc": (self.history.val_acc or self.history.test_acc)[best],
+            "best_test_acc": self.history.test_acc[best], "history": self.history.to_dict(),
+        }
+
+
 def prune_to(
     model: nn.Module,
-    target_sparsity: float,
+    target_sparsity: Sparsity,
     *,
     scope: str = "layerwise",
     current_mask: Mask | None = None,
     names: Sequence[str] | None = None,
 ) -> Mask:
-    """Return the magnitude mask that brings ``model`` to ``target_sparsity`` (``"layerwise"``: every layer; ``"global"``: all layers together), keeping ``current_mask``'s zeros."""
+    """Return the magnitude mask that brings ``model`` to ``target_sparsity`` (``"layerwise"``: every layer, or ``{name: sparsity}``; ``"global"``: all layers together), keeping ``current_mask``'s zeros."""
     check_choice("scope", scope, SCOPES)
     make = layerwise_magnitude_mask if scope == "layerwise" else global_magnitude_mask
     return make(model, target_sparsity, names=names, current_mask=current_mask)
 
 
+def train_together(models: Sequence[nn.Module], data: Dataset, *, masks: Sequence[Mask | None], data_seeds: Sequence[int],
+                   **train_kwargs) -> list[History]:
+    """Train ``models`` with one mask and data seed each: :func:`~lecturelib.training.train` for one, :func:`~lecturelib.training.train_many` for more."""
+    if len(models) == 1:
+        return [train(models[0], data, mask=masks[0], data_seed=data_seeds[0], **train_kwargs)]
+    return train_many(models, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
+
+
 def prune_finetune_loop(
     model: nn.Module,
     data: Dataset,
-    sparsities: Sequence[float],
+    sparsities: Sequence[Sparsity],
     *,
     finetune_iterations: int | Sequence[int],
     scope: str = "layerwise",
     mask: Mask | None = None,
     names: Sequence[str] | None = None,
     data_seed: int = 0,
+    rewind: Snapshot | None = None,
     train_kwargs: Mapping[str, object] | None = None,
 ) -> list[LevelRecord]:
     """Run the pruning loop on ``model`` in place and return one record per level (level 0 first).
@@ -112,25 +222,31 @@ def prune_finetune_loop(
     1. score every weight by its magnitude ``|w|`` (the importance);
     2. prune the least important ones so that a fraction ``s`` is zero (``M ← M ⊙ keep``,
        ``W ← W ⊙ M``); weights pruned at an earlier level stay pruned;
-    3. fine-tune for ``finetune_iterations`` steps with the mask held fixed (masked gradients,
+    3. with ``rewind``: put the surviving weights back to their values ``W_k`` (``W ← M ⊙ W_k``);
+    4. fine-tune for ``finetune_iterations`` steps with the mask held fixed (masked gradients,
        weights re-zeroed after every optimiser step, see :func:`lecturelib.training.train`);
-    4. go on to the next level, or stop after the last.
+    5. go on to the next level, or stop after the last.
 
     Args:
         model: a (usually trained) network, modified in place; at the end it holds the last
             level's weights, with its pruned weights at exactly 0.
         data: the dataset to fine-tune on and evaluate (test split).
-        sparsities: non-decreasing target sparsities in [0, 1), one per level.
+        sparsities: non-decreasing target sparsities in [0, 1), one per level — each one fraction
+            or ``{weight name: fraction}`` per layer.
         finetune_iterations: optimiser steps per level — one int for every level or one per
             level; 0 means no fine-tuning (pruning only).
         scope: ``"layerwise"`` (each layer pruned to ``s``) or ``"global"`` (``s`` over all
             layers together, so layers with small weights lose more).
         mask: a starting mask (default: all ones, nothing pruned) over the weights to prune.
-        names: the parameters to prune (default: the weights of every Linear/Conv2d layer, or
+        names: the parameters to prune (default: the weights of every Linear/Conv layer, or
             the keys of ``mask``).
         data_seed: seed of the minibatch order of level 1; level ``l`` uses ``data_seed + l``.
+        rewind: a :class:`Snapshot` ``W_k`` of the model's run to rewind the survivors to before
+            each level's training (IMP); the training then continues that run from iteration ``k``
+            (``start_iteration=k``: its learning-rate schedule goes on from ``k``).
         train_kwargs: further arguments of :func:`lecturelib.training.train` used for fine-tuning
-            (``lr``, ``optimizer``, ``momentum``, ``weight_decay``, ``l1``, ``batch_size``…).
+            (``lr``, ``optimizer``, ``momentum``, ``weight_decay``, ``l1``, ``batch_size``,
+            ``eval_every`` (default: once, at the end)…).
 
     Returns:
         ``len(sparsities) + 1`` :class:`LevelRecord` objects; each keeps its mask.
@@ -140,37 +256,93 @@ def prune_finetune_loop(
             ``finetune_iterations``, an unknown ``scope``, or keys of ``train_kwargs`` the loop
             sets itself.
     """
-    check_choice("scope", scope, SCOPES)
-    sparsities = [check_fraction(f"sparsities[{i}]", s) for i, s in enumerate(sparsities)]
-    if any(b < a for a, b in zip(sparsities[:-1], sparsities[1:])):
-        raise ValueError(f"sparsities must be non-decreasing (pruned weights are never revived), got {sparsities!r}")
-    budgets = _budgets(finetune_iterations, len(sparsities))
-    train_kwargs = dict(train_kwargs or {})
-    reserved = {"mask", "iterations", "epochs", "data_seed", "eval_every"} & set(train_kwargs)
-    if reserved:
-        raise ValueError(f"train_kwargs may not set {sorted(reserved)}: prune_finetune_loop sets them itself")
-    if mask is not None:
-        check_mask(model, mask)
-        mask = {name: keep.bool().cpu().clone() for name, keep in mask.items()}
-        apply_mask(model, mask)
-        names = list(mask) if names is None else names
+    return prune_finetune_many([model], data, sparsities, finetune_iterations=finetune_iterations, scope=scope,
+                               masks=None if mask is None else [mask], names=names, data_seeds=[data_seed],
+                               rewinds=None if rewind is None else [rewind], train_kwargs=train_kwargs)[0]
 
-    loss, acc = evaluate(model, data.x_test, data.y_test)
-    start = sparsity(mask) if mask is not None else 0.0
-    records = [LevelRecord(0, start, start, loss, acc, loss, acc, 0, 0, _copy_mask(mask) if mask is not None else {})]
+
+def prune_finetune_many(
+    models: Sequence[nn.Module],
+    data: Dataset,
+    sparsities: Sequence[Sparsity],
+    *,
+    finetune_iterations: int | Sequence[int],
+    scope: str = "layerwise",
+    masks: Sequence[Mask] | None = None,
+    names: Sequence[str] | None = None,
+    data_seeds: Sequence[int] | None = None,
+    rewinds: Sequence[Snapshot] | None = None,
+    train_kwargs: Mapping[str, object] | None = None,
+) -> list[list[LevelRecord]]:
+    """Run :func:`prune_finetune_loop` for several networks of one architecture at once and return each one's records.
+
+    Every level prunes each network by its own weights, then trains them all together
+    (:func:`lecturelib.training.train_many`; each as :func:`~lecturelib.training.train` would, to
+    float rounding). ``masks``, ``data_seeds`` and ``rewinds`` hold one entry per network (default:
+    no mask, data seed 0, no rewind); the rewinds must share one ``k``. Other arguments as
+    :func:`prune_finetune_loop`.
+    """
+    models = list(models)
+    check_choice("scope", scope, SCOPES)
+    levels = _checked_sparsities(sparsities)
+    budgets = _budgets(finetune_iterations, len(levels))
+    data_seeds = [0] * len(models) if data_seeds is None else [check_positive_int("data_seeds", s, allow_zero=True) for s in data_seeds]
+    masks = [None] * len(models) if masks is None else list(masks)
+    for argument, values in (("masks", masks), ("data_seeds", data_seeds), ("rewinds", rewinds or models)):
+        if len(values) != len(models):
+            raise ValueError(f"{argument} must hold one entry per model ({len(models)}), got {len(values)}")
+    start = 0 if not rewinds else rewinds[0].k
+    if rewinds and any(r.k != start for r in rewinds):
+        raise ValueError(f"rewinds must share one k (the models train together), got {[r.k for r in rewinds]}")
+    train_kwargs = dict(train_kwargs or {})
+    reserved = {"mask", "masks", "iterations", "epochs", "data_seed", "data_seeds", "start_iteration"} & set(train_kwargs)
+    if reserved:
+        raise ValueError(f"train_kwargs may not set {sorted(reserved)}: the pruning loop sets them itself")
+    for i, (model, mask) in enumerate(zip(models, masks)):
+        if mask is not None:
+            check_mask(model, mask)
+            masks[i] = {name: keep.bool().cpu().clone() for name, keep in mask.items()}
+            apply_mask(model, masks[i])
+    names = list(masks[0]) if names is None and masks[0] is not None else names
+
+    records = []
+    for model, mask in zip(models, masks):
+        loss, acc = evaluate(model, data.x_test, data.y_test)
+        now = sparsity(mask) if mask is not None else 0.0
+        records.append([LevelRecord(0, now, now, loss, acc, loss, acc, 0, 0, _copy_mask(mask) if mask is not None else {})])
     total = 0
-    for level, (target, steps) in enumerate(zip(sparsities, budgets), start=1):
-        mask = prune_to(model, target, scope=scope, current_mask=mask, names=names)
-        apply_mask(model, mask)
-        pruned_loss, pruned_acc = evaluate(model, data.x_test, data.y_test)
+    for level, (target, steps) in enumerate(zip(levels, budgets), start=1):
+        pruned = []
+        for i, model in enumerate(models):
+            masks[i] = prune_to(model, target, scope=scope, current_mask=masks[i], names=names)
+            apply_mask(model, masks[i])
+            pruned.append(evaluate(model, data.x_test, data.y_test))
+            if rewinds:
+                model.load_state_dict(rewinds[i].state)   # W ← W_k; training zeroes the pruned weights: M ⊙ W_k
+        histories = [None] * len(models)
         if steps:
-            train(model, data, iterations=steps, mask=mask, data_seed=data_seed + level, eval_every=steps, **train_kwargs)
-            loss, acc = evaluate(model, data.x_test, data.y_test)
-        else:
-            loss, acc = pruned_loss, pruned_acc
+            histories = train_together(models, data, masks=masks, data_seeds=[seed + level for seed in data_seeds],
+                                       iterations=steps, start_iteration=start, **{"eval_every": steps, **train_kwargs})
         total += steps
-        records.append(LevelRecord(level, target, sparsity(mask), pruned_loss, pruned_acc, loss, acc, steps, total, _copy_mask(mask)))
+        for i, history in enumerate(histories):
+            loss, acc = (history.test_loss[-1], history.test_acc[-1]) if history else pruned[i]
+            records[i].append(LevelRecord(level, target, sparsity(masks[i]), *pruned[i], loss, acc, steps, total,
+                                          _copy_mask(masks[i]), history))
     return records
+
+
+def _checked_sparsities(sparsities: Sequence[Sparsity]) -> list[Sparsity]:
+    """The levels' sparsities, each a fraction in [0, 1) (one per layer for a dict), never decreasing from one level to the next."""
+    levels = []
+    for i, s in enumerate(sparsities):
+        s = as_scalar(s)
+        levels.append({name: check_fraction(f"sparsities[{i}][{name!r}]", v) for name, v in s.items()} if isinstance(s, Mapping)
+                      else check_fraction(f"sparsities[{i}]", s))
+    for a, b in zip(levels[:-1], levels[1:]):
+        if isinstance(a, Mapping) != isinstance(b, Mapping) or (
+                any(b.get(name, 0.0) < value for name, value in a.items()) if isinstance(a, Mapping) else b < a):
+            raise ValueError(f"sparsities must be non-decreasing (pruned weights are never revived), got {list(sparsities)!r}")
+    return levels
 
 
 def _budgets(finetune_iterations: int | Sequence[int], levels: int) -> list[int]:
@@ -188,19 +360,6 @@ def _budgets(finetune_iterations: int | Sequence[int], levels: int) -> list[int]
 
 def _copy_mask(mask: Mask) -> Mask:
     return {name: keep.clone() for name, keep in mask.items()}
-
-
-def split_budget(total_iterations: int, rounds: int) -> list[int]:
-    """Return ``rounds`` step counts that add up to ``total_iterations``, as equal as possible (earlier rounds get the remainder).
-
-    Examples:
-        >>> split_budget(10, 3)
-        [4, 3, 3]
-    """
-    total_iterations = check_positive_int("total_iterations", total_iterations, allow_zero=True)
-    rounds = check_positive_int("rounds", rounds)
-    base, extra = divmod(total_iterations, rounds)
-    return [base + (1 if r < extra else 0) for r in range(rounds)]
 
 
 def prune_to_sparsity(
@@ -277,8 +436,6 @@ def ratio_curve(
     Returns:
         A :class:`RatioCurve`.
     """
-    import copy
-
     retrain_iterations = check_positive_int("retrain_iterations", retrain_iterations)
     plain = prune_finetune_loop(copy.deepcopy(model), data, sparsities, finetune_iterations=0, scope=scope)
     iterative = prune_finetune_loop(

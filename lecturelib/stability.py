@@ -9,6 +9,7 @@ connected*: training from ``W_k`` is *stable* to SGD noise.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,8 +19,9 @@ from torch import nn
 
 from ._checks import as_scalar, check_positive_int
 from .data import Dataset
+from .iterative import Snapshot, train_together
 from .pruning import Mask
-from .training import evaluate, train_many
+from .training import evaluate
 
 State = Mapping[str, torch.Tensor]
 
@@ -168,27 +170,25 @@ class Instability:
 def instability_analysis(
     model: nn.Module,
     data: Dataset,
+    start: Snapshot,
     *,
-    k: int,
     iterations: int,
     data_seeds: tuple[int, int] = (1, 2),
     mask: Mask | None = None,
-    start_state: State | None = None,
     alphas: Sequence[float] | int = 11,
     train_kwargs: Mapping | None = None,
 ) -> Instability:
-    """Train two copies from ``W_k`` with different data orders and measure the barrier between them.
+    """Train two copies from ``start`` = ``W_k`` with different data orders and measure the barrier between them.
 
     Args:
-        model: the network; its current weights are ``W_k`` unless ``start_state`` is given. It is
-            not changed (copies are trained).
+        model: a network of the snapshot's architecture; it is not changed (copies are trained).
         data: the dataset; the path is evaluated on its test split.
-        k: the iteration ``W_k`` was taken at (recorded in the result; the two copies train for
-            ``iterations - k`` further steps, so both end at iteration ``iterations``).
+        start: the :class:`~lecturelib.iterative.Snapshot` ``W_k`` (its weights and its iteration
+            ``k``, e.g. :attr:`lecturelib.lottery.IMPRun.rewind`); the two copies train for
+            ``iterations - k`` further steps, so both end at iteration ``iterations``.
         iterations: the total training length ``T``.
         data_seeds: the two data-order seeds: the two draws of the SGD noise *u*.
         mask: train the sub-network ``mask ⊙ W_k`` (an IMP ticket) instead of the dense network.
-        start_state: ``W_k`` as a state dict (default: ``model``'s current weights).
         alphas: interpolation coefficients or their number (see :func:`path_metrics`).
         train_kwargs: further arguments of :func:`~lecturelib.training.train` (``lr``, ``lr_schedule``,
             ``batch_size``…). The copies continue the ``iterations``-step run from ``k``
@@ -198,27 +198,23 @@ def instability_analysis(
     Raises:
         ValueError: ``k`` >= ``iterations``, equal data seeds, or ``train_kwargs`` setting what this sets.
     """
-    k = check_positive_int("k", k, allow_zero=True)
+    k = start.k
     iterations = check_positive_int("iterations", iterations)
     if k >= iterations:
-        raise ValueError(f"k must be smaller than iterations, got k={k!r}, iterations={iterations!r}")
+        raise ValueError(f"the snapshot's k must be smaller than iterations, got k={k!r}, iterations={iterations!r}")
     if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
         raise ValueError(f"data_seeds must be two different seeds, got {data_seeds!r}")
     train_kwargs = dict(train_kwargs or {})
     for reserved in ("mask", "data_seed", "iterations", "epochs", "start_iteration"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: instability_analysis sets it")
-    import copy
-
-    start = {n: v.detach().clone() for n, v in (start_state if start_state is not None else model.state_dict()).items()}
     copies = [copy.deepcopy(model) for _ in data_seeds]
     for copy_ in copies:
-        copy_.load_state_dict(start)
-    train_many(copies, data, iterations=iterations - k, start_iteration=k, masks=[mask, mask], data_seeds=data_seeds,
-               **train_kwargs)   # the two copies side by side; each as train would take it
+        copy_.load_state_dict(start.state)
+    train_together(copies, data, masks=[mask, mask], data_seeds=data_seeds, iterations=iterations - k, start_iteration=k,
+                   **train_kwargs)   # the two copies side by side; each as train would take it
     ends = [{n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()} for copy_ in copies]
-    probe = copy.deepcopy(model).cpu()
-    alphas, errors, losses = path_metrics(probe, ends[0], ends[1], data, alphas)
+    alphas, errors, losses = path_metrics(copy.deepcopy(model).cpu(), ends[0], ends[1], data, alphas)
     return Instability(
         k=k, alphas=alphas.tolist(), errors=errors.tolist(), losses=losses.tolist(),
         error_barrier=barrier(errors), loss_barrier=barrier(losses), end_errors=[float(errors[0]), float(errors[-1])],

@@ -24,8 +24,9 @@ def no_training(monkeypatch):
     """Make any training fail loudly: a config error must come before it."""
     def refuse(*args, **kwargs):
         raise AssertionError("trained before the config was checked")
-    monkeypatch.setattr(training, "train", refuse)
-    monkeypatch.setattr(lottery, "train", refuse)
+    for module in (training, iterative):
+        monkeypatch.setattr(module, "train", refuse)
+        monkeypatch.setattr(module, "train_many", refuse)
 
 
 # (experiment, overrides, error type, strings the message must contain: the setting and the bad value)
@@ -35,8 +36,8 @@ CONFIGS = [
     ("stability", {"ks": (0, 500), "iterations": 500}, ValueError, ["ks", "(0, 500)", "iterations = 500"]),     # k >= T
     ("stability", {"ks": ()}, ValueError, ["ks", "()"]),
     ("stability", {"ks": (-1, 20)}, ValueError, ["ks", "-1"]),
-    ("rewinding", {"rewind_iterations": (0, 300), "iterations": 300}, ValueError, ["rewind_iterations", "300", "iterations = 300"]),
-    ("rewinding", {"rewind_iterations": (50, 0)}, ValueError, ["rewind_iterations", "(50, 0)"]),
+    ("rewinding", {"ks": (0, 300), "iterations": 300}, ValueError, ["ks", "300", "iterations = 300"]),
+    ("rewinding", {"ks": (50, 0)}, ValueError, ["ks", "(50, 0)"]),
     ("noisy_stability", {"lr_milestones": (900,), "iterations": 900}, ValueError, ["lr_milestones", "900", "iterations = 900"]),
     ("noisy_stability", {"lr_milestones": (600, 300)}, ValueError, ["lr_milestones", "(600, 300)"]),
     ("lottery", {"device": "gpu"}, ValueError, ["device", "'gpu'", "'auto'", "'cuda'"]),
@@ -113,9 +114,8 @@ LIBRARY = [
     (lambda n, d: training.train(n, d, iterations=10, lr=float("nan"), device="cpu"), ValueError, ["lr", "nan"]),
     (lambda n, d: training.train(n, d, iterations=10, lr=-1.0, device="cpu"), ValueError, ["lr", "-1.0"]),
     (lambda n, d: training.train(n, d, iterations=np.float64(10.0), device="cpu"), TypeError, ["iterations", "10.0"]),
-    (lambda n, d: lottery.iterative_magnitude_pruning(n, d, rounds=1, rewind_iteration=99,
-                                                      train_kwargs={"iterations": 12, "device": "cpu"}), ValueError,
-     ["rewind_iteration", "99", "12"]),
+    (lambda n, d: lottery.iterative_magnitude_pruning([n], d, rounds=1, k=99, train_kwargs={"iterations": 12, "device": "cpu"}),
+     ValueError, ["k (the rewind iteration)", "99", "12"]),
     (lambda n, d: iterative.sparsity_schedule(np.float32(0.9), np.int64(0)), ValueError, ["rounds", "0"]),
     (lambda n, d: experiments.make_config("lotto"), ValueError, ["experiment", "'lotto'", "'lottery'"]),
     (lambda n, d: experiments.make_config("lottery", "huge"), ValueError, ["profile", "'huge'", "'paper'"]),
@@ -144,7 +144,7 @@ def test_numpy_and_0d_tensor_fractions_are_accepted(scalar, net):
         assert torch.equal(keep, expected[name])
     assert pruning.global_magnitude_mask(net, scalar).keys() == expected.keys()
     assert torch.equal(pruning.prune_weights(torch.arange(4.0), scalar), pruning.prune_weights(torch.arange(4.0), 0.5))
-    assert lottery.layer_rates(net, scalar, scalar)["fc3.weight"] == 0.5
+    assert iterative.layer_sparsity_schedule(net, scalar, 1, scalar)[0]["fc3.weight"] == 0.5
 
 
 @pytest.mark.parametrize("count", [np.int64(6), np.int32(6), torch.tensor(6)], ids=["np.int64", "np.int32", "0-d tensor"])

@@ -39,10 +39,10 @@ def test_parse_value():
 @pytest.mark.parametrize("experiment, extra", [
     ("lottery", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "long_iterations=9", "--set", "long_levels=1"]),
     ("digits_lottery", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "long_iterations=0"]),
-    ("rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "alphas=3"]),
+    ("rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "ks=0,2", "--set", "alphas=3"]),
     ("stability", ["--set", "ks=0,2", "--set", "alphas=3"]),
     ("noisy_stability", ["--set", "ks=0,2", "--set", "lr_milestones=4", "--set", "alphas=3"]),
-    ("noisy_rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "rewind_iterations=0,2", "--set", "lr_milestones=4",
+    ("noisy_rewinding", ["--set", "rounds=1", "--set", "eval_every=3", "--set", "ks=0,2", "--set", "lr_milestones=4",
                          "--set", "alphas=3"]),
 ])
 def test_run_writes_json_and_figures_then_reads_the_cache(experiment, extra, tmp_path, capsys):
@@ -74,9 +74,9 @@ def test_paper_profile_on_tiny_mnist_files(tmp_path, capsys):
     assert record["config"]["dataset"] == "mnist" and record["config"]["lr"] == 1.2e-3 and record["config"]["batch_size"] == 60
     assert record["config"]["rate"] == 0.2 and record["config"]["output_rate"] == 0.1
     assert len(record["results"]["weights_left"]) == 2
-    for experiment, extra in (("rewinding", ["--set", "rewind_iterations=0,1", "--set", "alphas=3"]), ("stability", ["--set", "ks=0,1", "--set", "alphas=3"]),
+    for experiment, extra in (("rewinding", ["--set", "ks=0,1", "--set", "alphas=3"]), ("stability", ["--set", "ks=0,1", "--set", "alphas=3"]),
                               ("noisy_stability", ["--set", "ks=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"]),
-                              ("noisy_rewinding", ["--set", "rewind_iterations=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"])):
+                              ("noisy_rewinding", ["--set", "ks=0,1", "--set", "lr_milestones=2", "--set", "alphas=3"])):
         assert main(["run", experiment, "--profile", "paper", "--cache-dir", str(tmp_path / "cache"), "--no-figures",
                      "--set", f"root={tmp_path / 'data'}", "--set", "iterations=4", "--set", "seeds=0", "--set", "device=cpu",
                      *(["--set", "rounds=1", "--set", "eval_every=2"] if experiment.endswith("rewinding") else []), *extra]) == 0

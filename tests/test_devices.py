@@ -74,9 +74,9 @@ def test_interpolation_path_with_the_model_on_the_accelerator(digits):
 
 
 def test_imp_on_the_accelerator(digits):
-    levels = lottery.iterative_magnitude_pruning(models.mlp(digits.input_shape, seed=0), digits, rounds=1,
-                                                 train_kwargs={"iterations": 20})
-    assert len(levels) == 2
+    [run] = lottery.iterative_magnitude_pruning([models.mlp(digits.input_shape, seed=0)], digits, rounds=1,
+                                                train_kwargs={"iterations": 20})
+    assert len(run.levels) == 2
 
 
 def test_channel_surgery_on_the_accelerator(digits):

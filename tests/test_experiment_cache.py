@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "lottery": dict(dataset="digits", hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), long_iterations=8, long_levels=1),
     "rewinding": dict(dataset="digits", model="mlp", hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,),
-                      rewind_iterations=(0, 2), alphas=3),
+                      ks=(0, 2), alphas=3),
     "stability": dict(dataset="digits", model="mlp", hidden=(8,), iterations=6, ks=(0, 2), seeds=(0, 1), alphas=3),
 }
 

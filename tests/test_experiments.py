@@ -5,15 +5,15 @@ import warnings
 
 import pytest
 
-from lecturelib import atomic, experiments
+from lecturelib import atomic, experiments, iterative
 
 TINY = {
     "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,), long_iterations=9, long_levels=1),
     "digits_lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), long_iterations=0),
-    "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
+    "rewinding": dict(hidden=(8,), iterations=6, eval_every=3, rounds=1, seeds=(0,), ks=(0, 2), alphas=3),
     "stability": dict(hidden=(8,), iterations=6, ks=(0, 2), seeds=(0,), alphas=3),
     "noisy_stability": dict(iterations=6, lr_milestones=(4,), ks=(0, 2), seeds=(0,), alphas=3),
-    "noisy_rewinding": dict(iterations=6, lr_milestones=(4,), eval_every=3, rounds=1, seeds=(0,), rewind_iterations=(0, 2), alphas=3),
+    "noisy_rewinding": dict(iterations=6, lr_milestones=(4,), eval_every=3, rounds=1, seeds=(0,), ks=(0, 2), alphas=3),
 }
 
 
@@ -185,19 +185,19 @@ def test_chapter_10_runs_the_mnist1d_cnn_annealed_by_a_cosine(name, monkeypatch)
     assert experiments.make_config(name, "lecture").iterations == 2000
     assert experiments.make_config(name, "paper").model == "mlp", "the paper profile's MNIST images need the MLP"
     seen = []
-    real = experiments.training.train
-    monkeypatch.setattr(experiments.training, "train", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    for module in (experiments.training, iterative):   # stability's W_k; IMP's dense run (one seed: train)
+        monkeypatch.setattr(module, "train", lambda *a, real=module.train, **kw: seen.append(kw) or real(*a, **kw))
     experiments.run(name, use_cache=False, **TINY[name])
     first = seen[0]   # W_k is taken from the first steps of the T-step run, on its schedule
-    assert first["run_iterations"] == TINY[name]["iterations"] and first["lr_schedule"] == "cosine"
+    assert first.get("run_iterations", first["iterations"]) == TINY[name]["iterations"] and first["lr_schedule"] == "cosine"
+    assert 0 in first["snapshot_at"]
 
 
 @pytest.mark.parametrize("name", ["noisy_stability", "noisy_rewinding"])
 def test_noisy_experiments_train_the_cnn_on_noisy_labels_with_a_step_schedule(name, monkeypatch):
     config = experiments.make_config(name)
     assert (config.dataset, config.model, config.label_noise, config.lr_schedule) == ("digits", "cnn", 0.3, "step") and config.lr_milestones
-    ks = config.ks if name == "noisy_stability" else config.rewind_iterations
-    assert all(k < min(config.lr_milestones) for k in ks), "every W_k must be taken before the learning rate drops"
+    assert all(k < min(config.lr_milestones) for k in config.ks), "every W_k must be taken before the learning rate drops"
     seen = []
     real_noise = experiments.data_module.with_label_noise
     monkeypatch.setattr(experiments.data_module, "with_label_noise", lambda data, f, **kw: seen.append(f) or real_noise(data, f, **kw))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from lecturelib import data, models, stability
+from lecturelib import data, iterative, models, stability
 
 
 def test_interpolate_end_points_and_midpoint():
@@ -69,6 +69,11 @@ def test_path_metrics_validates_alphas():
         stability.path_metrics(model, state, state, x, alphas=3)
 
 
+def start(model, k):
+    """The model's current weights as the snapshot W_k."""
+    return iterative.Snapshot(k, {n: v.clone() for n, v in model.state_dict().items()})
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return data.load_dataset("digits", n_train=200)
@@ -78,8 +83,8 @@ def test_instability_analysis_trains_two_copies_and_is_seeded(tiny):
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
     before = {n: p.clone() for n, p in model.state_dict().items()}
     kw = dict(batch_size=16, device="cpu")
-    r1 = stability.instability_analysis(model, tiny, k=0, iterations=20, alphas=5, train_kwargs=kw)
-    r2 = stability.instability_analysis(model, tiny, k=0, iterations=20, alphas=5, train_kwargs=kw)
+    r1 = stability.instability_analysis(model, tiny, start(model, 0), iterations=20, alphas=5, train_kwargs=kw)
+    r2 = stability.instability_analysis(model, tiny, start(model, 0), iterations=20, alphas=5, train_kwargs=kw)
     assert r1.to_dict() == r2.to_dict()
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items()), "the model must not change"
     assert len(r1.errors) == 5 and r1.alphas[0] == 0.0 and r1.alphas[-1] == 1.0
@@ -91,33 +96,33 @@ def test_instability_analysis_trains_two_copies_and_is_seeded(tiny):
 def test_instability_analysis_keeps_a_mask(tiny):
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
     mask = {"fc1.weight": torch.rand(16, 64, generator=torch.Generator().manual_seed(0)) > 0.5}
-    r = stability.instability_analysis(model, tiny, k=3, iterations=10, mask=mask, alphas=3, train_kwargs={"device": "cpu"})
+    r = stability.instability_analysis(model, tiny, start(model, 3), iterations=10, mask=mask, alphas=3, train_kwargs={"device": "cpu"})
     assert r.k == 3 and len(r.losses) == 3
 
 
 def test_instability_analysis_validates(tiny):
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
-    with pytest.raises(ValueError, match="k must be smaller"):
-        stability.instability_analysis(model, tiny, k=10, iterations=10)
+    with pytest.raises(ValueError, match="the snapshot's k must be smaller than iterations, got k=10"):
+        stability.instability_analysis(model, tiny, start(model, 10), iterations=10)
     with pytest.raises(ValueError, match="data_seeds"):
-        stability.instability_analysis(model, tiny, k=0, iterations=10, data_seeds=(1, 1))
+        stability.instability_analysis(model, tiny, start(model, 0), iterations=10, data_seeds=(1, 1))
     with pytest.raises(ValueError, match="data_seed"):
-        stability.instability_analysis(model, tiny, k=0, iterations=10, train_kwargs={"data_seed": 3})
+        stability.instability_analysis(model, tiny, start(model, 0), iterations=10, train_kwargs={"data_seed": 3})
     with pytest.raises(ValueError, match="start_iteration"):
-        stability.instability_analysis(model, tiny, k=5, iterations=10, train_kwargs={"start_iteration": 5})
+        stability.instability_analysis(model, tiny, start(model, 5), iterations=10, train_kwargs={"start_iteration": 5})
 
 
 def test_instability_analysis_continues_the_runs_schedule_from_k(tiny, monkeypatch):
     seen = []
-    real = stability.train_many   # the two copies are trained together
-    monkeypatch.setattr(stability, "train_many", lambda *a, **kw: seen.append((kw["iterations"], kw["start_iteration"])) or real(*a, **kw))
+    real = iterative.train_many   # the two copies are trained together
+    monkeypatch.setattr(iterative, "train_many", lambda *a, **kw: seen.append((kw["iterations"], kw["start_iteration"])) or real(*a, **kw))
     model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
-    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3,
+    stability.instability_analysis(model, tiny, start(model, 4), iterations=10, alphas=3,
                                    train_kwargs={"optimizer": "sgd", "lr": 0.1, "lr_schedule": "cosine", "device": "cpu"})
     assert seen == [(6, 4)], "each copy trains iterations 4..10 of the run, on the run's schedule"
     # a milestone at or before k has already lowered the rate: the copies start with it applied
     seen.clear()
-    stability.instability_analysis(model, tiny, k=4, iterations=10, alphas=3, train_kwargs={"lr_milestones": (2, 8), "device": "cpu"})
+    stability.instability_analysis(model, tiny, start(model, 4), iterations=10, alphas=3, train_kwargs={"lr_milestones": (2, 8), "device": "cpu"})
     assert seen == [(6, 4)]
 
 

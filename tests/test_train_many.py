@@ -137,16 +137,19 @@ def test_random_reinit_controls_keep_their_seeds_meaning(digits):
     data_ = experiments._load(config)
     make = lambda seed: models.mlp(data_.input_shape, data_.num_classes, config.hidden, seed=seed)  # noqa: E731
     kwargs = experiments._train_kwargs(config)
-    for s, seed in enumerate(config.seeds):   # the IMP tickets (trained one by one with train) give the masks
-        levels = lottery.iterative_magnitude_pruning(make(seed), data_, rounds=config.rounds, rate=config.rate,
-                                                     output_rate=config.output_rate, train_kwargs={**kwargs, "data_seed": seed})
-        for level in levels:   # control = mask of seed s's level, init from s + offset, data order s — as train does it
-            alone = training.train(make(seed + config.reinit_seed_offset), data_, mask=level.mask, data_seed=seed, **kwargs)
+    for s, seed in enumerate(config.seeds):   # IMP of each seed alone (one network: train) gives the masks
+        [run] = lottery.iterative_magnitude_pruning([make(seed)], data_, rounds=config.rounds, rate=config.rate,
+                                                    output_rate=config.output_rate, data_seeds=[seed], train_kwargs=kwargs)
+        levels = run.levels
+        for level in levels:   # the seeds' IMPs trained together end where each alone does
+            _close_histories(record["runs"]["ticket"][s][level.level]["history"], level.history.to_dict(), len(data_.y_test))
+        for level in levels:   # control = mask of seed s's level, init from s + offset, data order of the level — as train does it
+            alone = training.train(make(seed + config.reinit_seed_offset), data_, mask=level.mask, data_seed=seed + level.level, **kwargs)
             together = record["runs"]["random"][s][level.level]
             assert together["level"] == level.level and together["weights_left"] == pytest.approx(level.weights_left)
             _close_histories(together["history"], alone.to_dict(), len(data_.y_test))
         for kind, init in (("ticket", seed), ("random", seed + config.reinit_seed_offset)):   # the convergence control
-            alone = training.train(make(init), data_, mask=levels[-1].mask, data_seed=seed, **{**kwargs, "iterations": 40})
+            alone = training.train(make(init), data_, mask=levels[-1].mask, data_seed=seed + levels[-1].level, **{**kwargs, "iterations": 40})
             _close_histories(record["long"][kind][s][0]["history"], alone.to_dict(), len(data_.y_test))
 
 
@@ -162,12 +165,13 @@ def test_train_random_reinits_checks_its_lists(digits):
 
 
 def test_instability_analysis_copies_train_as_train_does(digits):
-    from lecturelib import stability
+    from lecturelib import iterative, stability
 
     model = _mlp(digits, 0)
     mask = pruning.global_magnitude_mask(model, 0.5)
     settings = {"optimizer": "sgd", "lr": 0.05, "batch_size": 16, "device": "cpu"}
-    result = stability.instability_analysis(model, digits, k=5, iterations=25, data_seeds=(3, 4), mask=mask, alphas=3,
+    w5 = iterative.Snapshot(5, copy.deepcopy(model.state_dict()))
+    result = stability.instability_analysis(model, digits, w5, iterations=25, data_seeds=(3, 4), mask=mask, alphas=3,
                                             train_kwargs=settings)
     ends = []
     for seed in (3, 4):
