@@ -1,0 +1,74 @@
+"""lecturelib.reference: the exercises' solutions agree with lecturelib's own implementations of the same algorithms.
+
+The checks of chapters 6-10 compare a student's function with these references, so a reference that
+drifted from the library (another rounding, another data order) would mark right answers wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from lecturelib import checks, iterative, lottery, pruning, reference, stability, structured, training
+from lecturelib.models import cnn
+
+
+def test_pruned_accuracies_is_the_ratio_curve_without_retraining(one_thread):
+    model, data = checks._trained_tiny(0, 60)
+    before = copy.deepcopy(model.state_dict())
+    sparsities = [0.3, 0.8, 0.95]
+    curve = iterative.ratio_curve(model, data, sparsities, retrain_iterations=1, scope="global")
+    assert np.allclose(reference.pruned_accuracies(model, data, sparsities), curve.pruned_acc, atol=1e-9)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), "the trained model is not changed"
+
+
+def test_iterative_prune_is_the_pruning_loop_with_global_scope(one_thread):
+    model, data = checks._trained_tiny(1, 60)
+    loop_model = training.clone_model(model)
+    masks = reference.iterative_prune(model, data, 0.875, 3, 10)
+    records = iterative.prune_finetune_loop(loop_model, data, iterative.sparsity_schedule(0.875, 3), finetune_iterations=10,
+                                            scope="global", data_seed=0)
+    assert [round(pruning.sparsity(m), 3) for m in masks] == [0.5, 0.75, 0.875]
+    for mask, record in zip(masks, records[1:]):
+        assert all(torch.equal(mask[k], record.mask[k]) for k in mask)
+    for p, q in zip(model.parameters(), loop_model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_find_ticket_is_imp_with_reset(one_thread):
+    model, data = checks._tiny_mlp(2), checks._tiny_data(2)
+    imp_model = training.clone_model(model)
+    masks = reference.find_ticket(model, data, 2, 0.5, 20)
+    run = lottery.iterative_magnitude_pruning([imp_model], data, rounds=2, rate=0.5, train_kwargs={"iterations": 20})[0]
+    for mask, level in zip(masks, run.levels[1:]):
+        for name in mask:   # IMP trains its networks together (train_many): equal to float rounding, so allow a tie or two
+            assert int((mask[name] != level.mask[name]).sum()) <= 2, name
+        assert all(int((~m).sum()) == int((~level.mask[k]).sum()) for k, m in mask.items())
+
+
+def test_remove_channels_is_prune_channels_for_two_convolutions():
+    net = cnn((1, 8, 8), 10, channels=(6, 4), seed=0)
+    keep = torch.tensor([0, 2, 5])
+    small = structured.prune_channels(net, {"conv1": keep})
+    conv1, conv2 = reference.remove_channels(net.conv1, net.conv2, keep)
+    for mine, theirs in ((conv1, small.conv1), (conv2, small.conv2)):
+        assert mine.weight.shape == theirs.weight.shape and torch.equal(mine.weight, theirs.weight)
+        assert torch.equal(mine.bias, theirs.bias)
+    assert net.conv1.weight.shape[0] == 6, "the given layers are not changed"
+
+
+def test_random_reinit_keeps_the_mask_and_draws_afresh():
+    mask = {name: torch.rand(p.shape, generator=torch.Generator().manual_seed(0)) > 0.5
+            for name, p in checks._tiny_mlp(0).named_parameters() if name.endswith("weight")}
+    net = reference.random_reinit(checks._tiny_mlp, mask, 5)
+    fresh = checks._tiny_mlp(5).state_dict()
+    for name, value in net.state_dict().items():
+        expected = fresh[name] * mask[name] if name in mask else fresh[name]
+        assert torch.equal(value, expected)
+
+
+def test_the_checks_pass_lecturelibs_own_error_barrier(capsys):
+    checks.check_error_barrier(stability.error_barrier)
+    assert capsys.readouterr().out.startswith("✓ error_barrier")
