@@ -1,4 +1,5 @@
-"""Self-checks for the exercises: each runs a student's function on cases of its own and says
+"""Self-checks for the exercises at the end of every chapter (notebooks/NN_*.ipynb; the section
+comments below name the chapters): each runs a student's function on cases of its own and says
 *what* is wrong (a shape, a sparsity off by how much, a pruned weight that came back…), not only
 that something is.
 
@@ -99,7 +100,7 @@ def use_or_fallback(student: Callable, reference: Callable) -> Callable:
         ...     raise NotImplementedError
         >>> size = use_or_fallback(mine, abs)
         >>> size(-3)
-        ⓘ mine is not implemented yet: this chapter uses lecturelib's abs instead.
+        ⓘ mine is not implemented yet: this chapter uses the reference abs instead.
         3
         >>> size(-4)   # the note is printed once
         4
@@ -119,9 +120,10 @@ def use_or_fallback(student: Callable, reference: Callable) -> Callable:
                 noted = True
                 where = getattr(reference, "__module__", "") or ""
                 name = getattr(reference, "__qualname__", repr(reference))
-                full = f"{where}.{name}" if where.startswith("lecturelib") else name
+                full = (f"{where}.{name}" if where.startswith("lecturelib") else
+                        f"torch.nn.{name}" if where.startswith("torch.nn") else name)
                 print(f"ⓘ {getattr(student, '__name__', 'your function')} is not implemented yet: "
-                      f"this chapter uses lecturelib's {full} instead.")
+                      f"this chapter uses the reference {full} instead.")
             return reference(*args, **kwargs)
 
     return chosen
@@ -151,9 +153,9 @@ def check_prediction(prediction: float | None, measured: float, *, tolerance: fl
 
 @_recorded
 def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
-    """Check ``fn(w, ratio)``: a copy of the 1-D weights ``w`` with the ``round(ratio * len(w))`` smallest ``|w|`` set to 0.
+    """Check ``fn(w, sparsity)``: a copy of the 1-D weights ``w`` with the ``round(sparsity * len(w))`` smallest ``|w|`` set to 0.
 
-    ``w`` itself must not change. Cases include ``ratio * len(w)`` that is not an integer (2.8 and
+    ``w`` itself must not change. Cases include ``sparsity * len(w)`` that is not an integer (2.8 and
     0.29 * 100 = 28.999999999999996, which ``int()`` truncates; 4.2, which ``math.ceil`` rounds up) and
     tied ``|w|`` (a threshold test ``|w| <= t`` then prunes too many).
     """
@@ -168,25 +170,25 @@ def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> N
         (torch.randn(100, generator=generator), 0.29),
         (torch.tensor([1.0, -1.0, 0.5, 1.0, 3.0, -2.0]), 0.5),
     ]
-    for w, ratio in cases:
-        case = f"w of length {len(w)}, ratio={ratio}"
+    for w, sparsity in cases:
+        case = f"w of length {len(w)}, sparsity={sparsity}"
         original, given = w.clone(), w.clone()
-        result = _call(fn, case, given, ratio)
+        result = _call(fn, case, given, sparsity)
         if isinstance(given, torch.Tensor) and not torch.equal(given, original):
             changed = int((given != original).sum())
             raise CheckFailed(f"{case}: {changed} entries of the w you were given changed — you modified it in place. "
                               "Return a copy (start from w.clone()) and leave w as it was.")
         _expect_tensor(result, w.shape, fn.__name__, case)
-        n_prune = round(ratio * len(w))
+        n_prune = round(sparsity * len(w))
         zeros = int((result == 0).sum())
         if zeros != n_prune:
-            product = ratio * len(w)
+            product = sparsity * len(w)
             ties = int((original.abs() == original.abs().sort().values[max(n_prune - 1, 0)]).sum())
             hint = (f" — int() truncates {product!r} to {int(product)}; use round()" if zeros == int(product) else
                     f" — with {ties} weights of equal |w|, a threshold test |w| <= t prunes all of them; prune exactly "
                     f"{n_prune} entries by position (argsort or topk)" if zeros > n_prune and ties > 1 else "")
             raise CheckFailed(
-                f"{case}: {zeros} weights are zero, expected round({ratio} * {len(w)}) = {n_prune} "
+                f"{case}: {zeros} weights are zero, expected round({sparsity} * {len(w)}) = {n_prune} "
                 f"(sparsity {zeros / len(w):.0%} instead of {n_prune / len(w):.0%}){hint}."
             )
         kept = result != 0
@@ -471,7 +473,7 @@ def check_interpolate(fn: Callable[[dict, dict, float], dict]) -> None:
     _passed(fn.__name__, len(alphas))
 
 
-# --- The pruning loop, ratio curves and iterative schedules (lecturelib.iterative) ---
+# --- The pruning loop, sparsity curves and iterative schedules (lecturelib.iterative) ---
 
 @_recorded
 def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
@@ -515,26 +517,26 @@ def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Te
 
 @_recorded
 def check_largest_safe_ratio(fn: Callable[[list, list, float, float], float]) -> None:
-    """Check ``fn(ratios, accuracies, reference, tolerance)``: the largest ratio up to which every accuracy is ``>= reference - tolerance``."""
+    """Check ``fn(sparsities, accuracies, reference, tolerance)``: the largest sparsity up to which every accuracy is ``>= reference - tolerance``."""
     cases = [
         ("a curve that falls steadily", [0.5, 0.8, 0.9, 0.95], [97.0, 96.5, 90.0, 85.0], 97.0, 1.0, 0.8),
         ("a curve that dips at 80 % and recovers at 90 %", [0.5, 0.8, 0.9, 0.95], [97.0, 90.0, 97.0, 97.0], 97.0, 1.0, 0.5),
         ("a curve that ends exactly at reference - tolerance", [0.5, 0.8, 0.9], [97.0, 96.5, 96.0], 97.0, 1.0, 0.9),
-        ("a curve already below at the first ratio", [0.5, 0.8], [80.0, 70.0], 97.0, 1.0, 0.0),
+        ("a curve already below at the first sparsity", [0.5, 0.8], [80.0, 70.0], 97.0, 1.0, 0.0),
         ("a curve that never falls", [0.3, 0.6], [0.98, 0.97], 0.975, 0.01, 0.6),
     ]
-    for case, ratios, accs, reference, tolerance, expected in cases:
-        result = _call(fn, case, list(ratios), list(accs), reference, tolerance)
+    for case, sparsities, accs, reference, tolerance, expected in cases:
+        result = _call(fn, case, list(sparsities), list(accs), reference, tolerance)
         if isinstance(result, bool) or not isinstance(result, (int, float)):
-            raise CheckFailed(f"{fn.__name__} should return a ratio (a float), got {type(result).__name__} — on the case {case}.")
-        if result in range(len(ratios)) and result != expected and ratios[int(result)] == expected:
-            raise CheckFailed(f"{case}: you returned the index {result}; return the ratio itself, ratios[{result}] = {expected}.")
+            raise CheckFailed(f"{fn.__name__} should return a sparsity (a float), got {type(result).__name__} — on the case {case}.")
+        if result in range(len(sparsities)) and result != expected and sparsities[int(result)] == expected:
+            raise CheckFailed(f"{case}: you returned the index {result}; return the sparsity itself, sparsities[{result}] = {expected}.")
         if abs(result - expected) > 1e-12:
             hint = {
-                1: " — after the first ratio that falls below reference - tolerance, stop: a later recovery does not count",
+                1: " — after the first sparsity whose accuracy falls below reference - tolerance, stop: a later recovery does not count",
                 2: " — a value exactly at reference - tolerance is still within the tolerance (use >=)",
-                3: " — if even the first ratio is below, return 0.0",
-            }.get(cases.index((case, ratios, accs, reference, tolerance, expected)), "")
+                3: " — if the accuracy at the first sparsity is already below, return 0.0",
+            }.get(cases.index((case, sparsities, accs, reference, tolerance, expected)), "")
             raise CheckFailed(f"{case}: got {result!r}, expected {expected!r}{hint}.")
     _passed(fn.__name__, len(cases))
 
@@ -570,6 +572,164 @@ def check_sparsity_schedule(fn: Callable[[float, int], list]) -> None:
                     "fraction of the weights still remaining: 1 - (1 - s)^(r / rounds)" if linear else "")
             raise CheckFailed(f"{case}: the rounds prune {', '.join(f'{100 * p:.1f} %' for p in rates)} of the remaining "
                               f"weights, expected the same rate every round{hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+# --- Chapters 1-5: the algorithm exercises (references in data_importance, distributions, dropout, finegrained) ---
+
+def _pruned_positions(result: torch.Tensor) -> list[int]:
+    return sorted(torch.nonzero(result.reshape(-1) == 0).flatten().tolist())
+
+
+@_recorded
+def check_prune_by_contribution(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
+    """Check ``fn(w, x, sparsity)``: a copy of ``w`` ``(n,)`` with the ``round(sparsity * n)`` weights of smallest mean
+    contribution ``|w_i| · mean_b |x_bi|`` (over the batch ``x`` ``(B, n)``) set to 0; ``w`` and ``x`` unchanged.
+
+    The cases have inputs on very different scales (a column that is never lit, one that averages to 0
+    but is large), so that ranking by ``|w|`` alone, or by ``|w_i · mean x_i|``, prunes other weights.
+    """
+    from .data_importance import mean_contributions, prune_by_contribution
+    from .pruning import keep_largest
+
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.tensor([1.0, 8.0, 0.01, 1.0, 0.0, 1.5])
+    signs = torch.tensor([1.0, -1.0] * 5)[:, None]
+    spiky = torch.rand(200, 50, generator=generator) * torch.linspace(0, 2, 50)
+    spiky[:, ::7] = 0                                                   # never-lit inputs
+    cases = [
+        ("w of length 6 with inputs on scales 1, 8, 0.01, 1, 0, 1.5; sparsity=0.5",
+         torch.tensor([0.5, -0.1, 2.0, -3.0, 0.05, 1.0]), torch.ones(10, 6) * scales * torch.cat([torch.ones(10, 3), signs, torch.ones(10, 2)], 1), 0.5),
+        ("w of length 50, raw-pixel-like x (200, 50) with never-lit inputs; sparsity=0.3", torch.randn(50, generator=generator), spiky, 0.3),
+        ("w of length 7, sparsity=0.4 (0.4 * 7 = 2.8)", torch.randn(7, generator=generator), torch.rand(20, 7, generator=generator) * 3, 0.4),
+        ("w of length 50, sparsity=0.0", torch.randn(50, generator=generator), spiky, 0.0),
+        # input 0 is 0, 0, 0, 4 (mean |x| 1, root mean square 2), input 1 always 1.5: the mean, not the RMS, ranks them
+        ("w = [1, 1, 0.2], x (4, 3) whose input 0 is lit once, brightly; sparsity=0.67",
+         torch.tensor([1.0, 1.0, 0.2]), torch.tensor([[0.0, 1.5, 1.0]] * 3 + [[4.0, 1.5, 1.0]]), 0.67),
+    ]
+    for case, w, x, sparsity in cases:
+        w_given, x_given = w.clone(), x.clone()
+        result = _call(fn, case, w_given, x_given, sparsity)
+        if not torch.equal(w_given, w) or not torch.equal(x_given, x):
+            raise CheckFailed(f"{case}: the {'w' if not torch.equal(w_given, w) else 'x'} you were given changed — you modified it "
+                              "in place. Return a copy (start from w.clone()).")
+        _expect_tensor(result, w.shape, fn.__name__, case)
+        expected = prune_by_contribution(w, x, sparsity)
+        if torch.equal(result, expected):
+            continue
+        n_prune = round(sparsity * len(w))
+        zeros = int((result == 0).sum())
+        if zeros != n_prune:
+            hint = (f" — int() truncates {sparsity * len(w)!r} to {int(sparsity * len(w))}; use round()" if zeros == int(sparsity * len(w)) else "")
+            raise CheckFailed(f"{case}: {zeros} weights are zero, expected round({sparsity} * {len(w)}) = {n_prune}{hint}.")
+        kept = result != 0
+        if not torch.equal(result[kept], w[kept]):
+            raise CheckFailed(f"{case}: some kept weights changed value; pruning only sets weights to 0.")
+        got, want = _pruned_positions(result), _pruned_positions(expected)
+        by = {name: _pruned_positions(w.masked_fill(~keep_largest(score, len(w) - n_prune), 0)) for name, score in (
+            ("size", w.abs()), ("signed", (w * x.mean(0)).abs()), ("rms", w.abs() * x.pow(2).mean(0).sqrt()))}
+        hint = (" — these are the smallest |w|: the score must include the input, |w_i| times mean |x_i|" if got == by["size"] else
+                " — you averaged the signed inputs (|w_i · mean x_i|); an input that is large but averages to 0 still matters: "
+                "average |x_i|" if got == by["signed"] else
+                " — you used the root mean square of x_i; the mean contribution averages |x_i| itself" if got == by["rms"] else
+                " — prune the smallest scores, not the largest" if set(got).isdisjoint(want) and n_prune <= len(w) // 2 else "")
+        where = f"you pruned the positions {got}, expected {want}" if len(w) <= 10 else f"you pruned {len(set(got) - set(want))} positions that should stay"
+        scores = mean_contributions(w, x)
+        raise CheckFailed(f"{case}: {where} (the smallest mean contributions |w_i|·mean|x_i|; "
+                          f"largest pruned score {scores[~kept].max():.3g} > smallest kept {scores[kept].min():.3g}){hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_hidden_apoz(fn: Callable) -> None:
+    """Check ``fn(model, x)``: the average percentage of zeros of each unit of ``model``'s first hidden layer,
+    ``relu(fc1(flatten(x)))``, as a fraction in [0, 1] over the inputs ``x``; shape ``(units,)``; the model unchanged."""
+    from . import models
+    from .data_importance import hidden_apoz
+
+    generator = torch.Generator().manual_seed(0)
+    tiny = models.mlp((3,), 2, hidden=(4,), seed=0)
+    with torch.no_grad():
+        tiny.fc1.weight.copy_(torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [0, 0, 0], [0, 1.0, 1.0]]))
+        tiny.fc1.bias.copy_(torch.tensor([0.0, 0.0, 0.5, -3.0]))
+    cases = [
+        ("a 3 -> 4 -> 2 MLP whose units are always / never / half the time 0, x (100, 3)", tiny, torch.randn(100, 3, generator=generator)),
+        ("an 8x8 -> 16 -> 8 -> 10 MLP at its initialisation, x (64, 1, 8, 8)", models.mlp((1, 8, 8), 10, hidden=(16, 8), seed=1),
+         torch.randn(64, 1, 8, 8, generator=generator)),
+        ("a 5 -> 6 -> 3 MLP, x (7, 5)", models.mlp((5,), 3, hidden=(6,), seed=2), torch.randn(7, 5, generator=generator) + 0.5),
+    ]
+    for case, model, x in cases:
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        result = _call(fn, case, model, x.clone())
+        if any(not torch.equal(state[k], v) for k, v in model.state_dict().items()):
+            raise CheckFailed(f"{case}: the model's weights changed; measuring APoZ only runs the model (under torch.no_grad()).")
+        units = model.fc1.out_features
+        if isinstance(result, torch.Tensor) and result.shape == (len(x),) and len(x) != units:
+            raise CheckFailed(f"{case}: you returned one number per input ({len(x)}); APoZ is one number per hidden unit "
+                              f"({units}): average over the inputs, dim 0.")
+        _expect_tensor(result, (units,), fn.__name__, case)
+        expected = hidden_apoz(model, x)
+        got = result.detach().float()
+        if torch.allclose(got, expected, atol=1e-6):
+            continue
+        i = int((got - expected).abs().argmax())
+        hint = (" — that is a percentage; return a fraction in [0, 1]" if torch.allclose(got, 100 * expected, atol=1e-4) else
+                " — that is 1 − APoZ, the fraction of inputs where the unit is active; count the zeros" if torch.allclose(got, 1 - expected, atol=1e-6) else
+                " — count zeros after the ReLU: before it, a pre-activation is almost never exactly 0" if float(got.abs().max()) == 0 else "")
+        raise CheckFailed(f"{case}: unit {i} has APoZ {float(got[i]):.4g}, expected {float(expected[i]):.4g} "
+                          f"(the fraction of the {len(x)} inputs on which relu(fc1(x)) is 0){hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_hole_change(fn: Callable[[torch.Tensor, torch.Tensor], dict]) -> None:
+    """Check ``fn(pruned, retrained)``: ``{"threshold", "refilled", "p99_growth"}`` of one layer, as
+    :func:`lecturelib.distributions.hole_change` — ``t`` the smallest surviving ``|w|`` right after pruning,
+    the fraction of the survivors (non-zero in ``pruned``) whose retrained ``|w|`` is strictly below ``t``,
+    and the growth of the survivors' 99th percentile of ``|w|``."""
+    from .distributions import hole_change
+
+    generator = torch.Generator().manual_seed(0)
+    dense = torch.randn(30, 20, generator=generator)
+    pruned = dense * (dense.abs() >= dense.abs().quantile(0.8))
+    drift = pruned * (1 + 0.6 * torch.randn(30, 20, generator=generator))
+    cases = [
+        ("pruned [0, 0, 0.5, -0.8, 0, 1, -2, 0.6] retrained to [0, 0, 0.4, -0.9, 0, 1.5, -2.5, 0.5] (one survivor exactly at t)",
+         torch.tensor([0.0, 0.0, 0.5, -0.8, 0.0, 1.0, -2.0, 0.6]), torch.tensor([0.0, 0.0, 0.4, -0.9, 0.0, 1.5, -2.5, 0.5])),
+        ("a 30x20 layer, 80 % pruned, survivors drifting by ±60 %", pruned, drift),
+        ("a 30x20 layer, 80 % pruned, retrained = pruned (nothing changed)", pruned, pruned.clone()),
+    ]
+    for case, before, after in cases:
+        given_before, given_after = before.clone(), after.clone()
+        result = _call(fn, case, given_before, given_after)
+        if not torch.equal(given_before, before) or not torch.equal(given_after, after):
+            raise CheckFailed(f"{case}: you changed the tensors you were given in place; measure on copies.")
+        if not isinstance(result, dict) or set(result) != {"threshold", "refilled", "p99_growth"}:
+            got = sorted(result) if isinstance(result, dict) else type(result).__name__
+            raise CheckFailed(f"{fn.__name__} should return a dict with the keys ['p99_growth', 'refilled', 'threshold'], got {got} — on the case {case}.")
+        expected = hole_change(before, after)
+        survivors = before != 0
+        wrong = {   # what common mistakes give, to say which one it is
+            ("threshold", 0.0): "the zeros are pruned weights, not survivors: t is the smallest non-zero |w| of pruned",
+            ("threshold", float(after[after != 0].abs().min())): "take t from pruned (the hole pruning made), not from retrained",
+            ("refilled", float(((after.abs() < expected["threshold"])).float().mean())):
+                "you counted the pruned weights (exactly 0) as inside the hole; count only the survivors",
+            ("refilled", float(((after.abs() < expected["threshold"]) & survivors).sum() / after.numel())):
+                "divide by the number of survivors, not by all the weights of the layer",
+            ("refilled", float((after[survivors].abs() <= expected["threshold"]).float().mean())):
+                "a survivor exactly at t is on the edge, not inside: count |w| < t strictly",
+            ("p99_growth", float(torch.quantile(after.abs().reshape(-1), 0.99) / torch.quantile(before.abs().reshape(-1), 0.99))):
+                "take the percentile over the survivors only; the zeros of the pruned weights pull it down",
+        }
+        for key in ("threshold", "refilled", "p99_growth"):
+            value = result[key]
+            value = float(value) if isinstance(value, (int, float, torch.Tensor)) and not isinstance(value, bool) else value
+            if not isinstance(value, float):
+                raise CheckFailed(f"{case}: {key!r} should be a number, got {type(result[key]).__name__}.")
+            if abs(value - expected[key]) <= 1e-5 * max(1.0, abs(expected[key])):
+                continue
+            hint = next((f" — {why}" for (k, v), why in wrong.items() if k == key and abs(value - v) <= 1e-6 * max(1.0, abs(v))), "")
+            raise CheckFailed(f"{case}: {key!r} is {value:.4g}, expected {expected[key]:.4g}{hint}.")
     _passed(fn.__name__, len(cases))
 
 
@@ -976,4 +1136,250 @@ def check_error_barrier(fn: Callable) -> None:
                     " — that is the path's mean minus the ends' mean; take the path's maximum" if abs(got_barrier - (want.mean() - ends_mean)) < 1e-6 else "")
             raise CheckFailed(f"{case}: barrier {got_barrier:.4f}, expected max(errors) - (errors[0] + errors[-1]) / 2 = "
                               f"{top:.4f} - {ends_mean:.4f} = {want_barrier:.4f}{hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_dropout_module(cls: Callable[[float], torch.nn.Module]) -> None:
+    """Check a dropout layer ``cls(p)``, an ``nn.Module``: in training mode each entry is zeroed with probability ``p``
+    (a new mask at every call, torch's random numbers) and the survivors are multiplied by ``1 / (1 - p)``; in eval
+    mode it is the identity — no dropping and no scaling; the input is never modified in place."""
+    for p in (0.5, 0.2, 0.8):
+        case = f"{getattr(cls, '__name__', 'cls')}({p})"
+        layer = _call(cls, case, p)
+        if not isinstance(layer, torch.nn.Module):
+            raise CheckFailed(f"{case} should be a torch.nn.Module (subclass nn.Module and call super().__init__()), got {type(layer).__name__}.")
+        x = torch.ones(100_000)
+        layer.train()
+        torch.manual_seed(0)
+        given = x.clone()
+        out = _call(layer, f"{case} in training mode on ones(100000)", given)
+        if not torch.equal(given, x):
+            raise CheckFailed(f"{case} in training mode changed its input in place; return a new tensor (x * keep / (1 - p)).")
+        _expect_tensor(out, x.shape, case, "training mode on ones(100000)")
+        dropped = float((out == 0).float().mean())
+        if abs(dropped - p) > 0.01:
+            hint = " — p is the probability to DROP an entry, not to keep it" if abs(dropped - (1 - p)) < 0.01 else ""
+            raise CheckFailed(f"{case} in training mode: {dropped:.1%} of the entries are 0, expected about {p:.0%}{hint}.")
+        alive = out[out != 0]
+        if not torch.allclose(alive, torch.full_like(alive, 1 / (1 - p)), rtol=1e-5):
+            value = float(alive.mean())
+            hint = (" — you forgot to scale the survivors by 1 / (1 - p)" if abs(value - 1) < 1e-6 else
+                    " — multiply by 1 / (1 - p), not by (1 - p)" if abs(value - (1 - p)) < 1e-4 else "")
+            raise CheckFailed(f"{case} in training mode: survivors have value {value:.4f}, expected 1/(1-p) = {1 / (1 - p):.4f}{hint}.")
+        again = layer(x.clone())
+        if torch.equal(again == 0, out == 0):
+            raise CheckFailed(f"{case} in training mode: two calls dropped exactly the same entries. Dropout draws a new mask at "
+                              "every call (torch.rand_like(x) inside forward); a mask drawn once and kept is a pruning mask.")
+        layer.eval()
+        x = torch.randn(8, 50, generator=torch.Generator().manual_seed(1))
+        out = _call(layer, f"{case} in eval mode", x.clone())
+        _expect_tensor(out, x.shape, case, "eval mode on x (8, 50)")
+        if not torch.equal(out, x):
+            zeros = int((out == 0).sum())
+            hint = (f" — {zeros} entries are 0: dropout is off in eval mode (check self.training)" if zeros else
+                    " — you scaled at test time by (1 - p); inverted dropout scales during training only, so eval is the identity"
+                    if torch.allclose(out, x * (1 - p)) else " — in eval mode return x unchanged")
+            raise CheckFailed(f"{case} in eval mode: the output differs from the input{hint}.")
+    layer = _call(cls, f"{getattr(cls, '__name__', 'cls')}(0.0)", 0.0)
+    layer.train()
+    x = torch.randn(100)
+    if not torch.equal(_call(layer, f"{getattr(cls, '__name__', 'cls')}(0.0) in training mode", x.clone()), x):
+        raise CheckFailed(f"{getattr(cls, '__name__', 'cls')}(0.0) in training mode should return its input unchanged (nothing dropped, 1/(1-0) = 1).")
+    _passed(getattr(cls, "__name__", "your dropout layer"), 4)
+
+
+@_recorded
+def check_mc_dropout_average(fn: Callable) -> None:
+    """Check ``fn(model, x, samples)``: the Monte-Carlo dropout prediction ``(N, classes)``, the mean of the softmax
+    probabilities of ``samples`` forward passes with the dropout layers in training mode; the model's modes restored.
+
+    With torch seeded, one pass after the other (as lecturelib's :func:`~lecturelib.dropout.mc_dropout_average` does)
+    gives exactly lecturelib's result; another order of the random draws is compared within the sampling noise.
+    """
+    from .dropout import mc_dropout_average, mlp_dropout
+
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for seed, scale in ((0, 20.0), (1, 1.0)):
+        model = mlp_dropout((1, 8, 8), 10, hidden=(16, 8), p=0.5, seed=seed)
+        with torch.no_grad():
+            model.fc3.weight.mul_(scale)   # sharp logits: the mean of softmaxes then differs from the softmax of the mean
+        cases.append((f"an 8x8 -> 16 -> 8 -> 10 MLP with dropout 0.5 (logits x{scale:g}), x (10, 1, 8, 8), 300 samples",
+                      model.eval(), torch.randn(10, 1, 8, 8, generator=generator)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # 300 passes of a tiny network: threads only add overhead (and on a busy machine, a lot)
+    try:
+        _mc_cases(fn, cases, mc_dropout_average)
+    finally:
+        torch.set_num_threads(threads)
+    _passed(fn.__name__, len(cases))
+
+
+def _mc_cases(fn: Callable, cases: list, mc_dropout_average: Callable) -> None:
+    for case, model, x in cases:
+        modes = [m.training for m in model.modules()]
+        torch.manual_seed(1)
+        result = _call(fn, case, model, x.clone(), 300)
+        _expect_tensor(result, (len(x), 10), fn.__name__, case)
+        result = result.detach().float()
+        if [m.training for m in model.modules()] != modes:
+            raise CheckFailed(f"{case}: the model was in eval mode and is not any more; restore every module's mode "
+                              "(model.eval() at the end, or remember each module's .training).")
+        if not torch.allclose(result.sum(1), torch.ones(len(x)), atol=1e-4):
+            raise CheckFailed(f"{case}: the rows sum to {float(result.sum(1)[0]):.3g}, not 1; average the probabilities "
+                              "(torch.softmax(logits, dim=1)), not the logits.")
+        with torch.no_grad():
+            deterministic = torch.softmax(model(x), dim=1)
+        if torch.allclose(result, deterministic, atol=1e-6):
+            raise CheckFailed(f"{case}: every pass gave the same output — dropout was off. Put the dropout layers "
+                              "(or the model) in training mode for the passes, then restore eval mode.")
+        same_draws = mc_dropout_average(model, x, 300, seed=1)
+        if torch.allclose(result, same_draws, atol=1e-5):
+            continue
+        with torch.no_grad(), torch.random.fork_rng():
+            model.train()
+            torch.manual_seed(1)
+            logits = torch.stack([model(x) for _ in range(300)]).mean(0)
+            model.eval()
+        if torch.allclose(result, torch.softmax(logits, 1), atol=1e-5):
+            raise CheckFailed(f"{case}: you averaged the logits and took one softmax; average the probabilities of the "
+                              "passes instead (the mean of the softmaxes) — with sharp logits the two differ.")
+        off = float((result - mc_dropout_average(model, x, 300, seed=2)).abs().max())
+        if off > 0.15:
+            raise CheckFailed(f"{case}: the probabilities differ from lecturelib's Monte-Carlo average by up to {off:.3f}, "
+                              "more than the sampling noise of 300 samples (0.15).")
+
+
+def _small_mlp(seed: int, hidden=(12, 6), inputs: int = 6):
+    from . import models
+    return models.mlp((inputs,), 3, hidden=hidden, seed=seed)
+
+
+@_recorded
+def check_prune_model(fn: Callable) -> None:
+    """Check ``fn(model, sparsity)``: prune every ``Linear`` weight of ``model`` (not the biases) to ``sparsity``, layer by
+    layer (``round(sparsity * n)`` smallest ``|w|`` of each layer), zeroing them in the model; return the mask ``{name: bool}``."""
+    from .finegrained import prune_model
+    from .training import clone_model
+
+    cases = [("an MLP 6 -> 12 -> 6 -> 3 (fc1 72, fc2 72, fc3 18 weights), sparsity 0.3", _small_mlp(0), 0.3),
+             ("an MLP 6 -> 12 -> 6 -> 3 whose fc1 weights are 10x larger, sparsity 0.5", _small_mlp(1), 0.5),
+             ("an MLP 6 -> 12 -> 6 -> 3, sparsity 0.0", _small_mlp(2), 0.0)]
+    with torch.no_grad():
+        cases[1][1].fc1.weight.mul_(10)   # a global threshold would spare fc1 and empty the others
+    for case, model, sparsity in cases:
+        reference = clone_model(model)
+        expected = prune_model(reference, sparsity)
+        result = _call(fn, case, model, sparsity)
+        if not isinstance(result, dict):
+            raise CheckFailed(f"{fn.__name__} should return the mask, a dict {{name: bool tensor}}, got {type(result).__name__} — on the case {case}.")
+        if set(result) != set(expected):
+            extra, missing = sorted(set(result) - set(expected)), sorted(set(expected) - set(result))
+            hint = " — prune the weights only; the biases are few and stay dense" if any(n.endswith("bias") for n in extra) else ""
+            raise CheckFailed(f"{case}: the mask covers {sorted(result)}, expected {sorted(expected)} "
+                              f"(extra {extra}, missing {missing}){hint}.")
+        params = dict(model.named_parameters())
+        for name, keep in expected.items():
+            got = result[name]
+            _expect_tensor(got, keep.shape, f"{fn.__name__}(...)[{name!r}]", case)
+            got = got.bool()
+            if not torch.equal(got, keep):
+                n, zeros, want = keep.numel(), int((~got).sum()), int((~keep).sum())
+                hint = (f" — int() truncates {sparsity * n!r} to {int(sparsity * n)}; use round()" if zeros == int(sparsity * n) != want else
+                        " — prune each layer to the sparsity on its own (layer-wise), not with one threshold for the whole model"
+                        if zeros != want else " — prune the smallest |w| of the layer")
+                raise CheckFailed(f"{case}: {name!r}: your mask prunes {zeros} of {n} weights, expected {want} "
+                                  f"(round({sparsity} * {n})){'' if zeros != want else ' but not the same ones'}{hint}.")
+            revived = int((params[name].detach()[~keep] != 0).sum())
+            if revived:
+                raise CheckFailed(f"{case}: {name!r}: the mask is right but {revived} pruned weights of the model are not 0 — "
+                                  "apply the mask to the model too (weight.mul_(mask) under torch.no_grad()).")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_finetune_with_mask(fn: Callable) -> None:
+    """Check ``fn(model, mask, x, y, steps, lr)``: ``steps`` full-batch steps of ``torch.optim.SGD(model.parameters(), lr=lr,
+    momentum=0.9)`` on the cross-entropy of ``(x, y)``, with the pruned weights 0 before the first forward pass and after
+    every optimiser step; the model is changed in place. Compared with :func:`lecturelib.finegrained.finetune_with_mask`."""
+    from .finegrained import finetune_with_mask, prune_model
+    from .training import clone_model
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=generator), torch.randint(0, 3, (40,), generator=generator)
+    cases = []
+    for seed, sparsity, steps in ((0, 0.5, 1), (1, 0.8, 15)):
+        model = _small_mlp(seed)
+        mask = {name: keep.clone() for name, keep in prune_model(clone_model(model), sparsity).items()}
+        # the model itself still holds its dense weights: the first forward pass must already see the mask
+        cases.append((f"an MLP 6 -> 12 -> 6 -> 3, mask of sparsity {sparsity}, {steps} step{'s' * (steps > 1)} at lr 0.1", model, mask, steps))
+    for case, model, mask, steps in cases:
+        reference = finetune_with_mask(clone_model(model), mask, x, y, steps, 0.1)
+        mask_given = {k: v.clone() for k, v in mask.items()}
+        returned = _call(fn, case, model, mask_given, x.clone(), y.clone(), steps, 0.1)
+        if returned is not None and returned is not model and isinstance(returned, torch.nn.Module):
+            model = returned   # a copy was fine-tuned and returned: judge that one
+        if any(not torch.equal(mask_given[k], mask[k]) for k in mask):
+            raise CheckFailed(f"{case}: you changed the mask; it is fixed during fine-tuning.")
+        params, expected = dict(model.named_parameters()), dict(reference.named_parameters())
+        revived = {name: int((params[name].detach()[~keep] != 0).sum()) for name, keep in mask.items()}
+        if sum(revived.values()):
+            name = max(revived, key=revived.get)
+            raise CheckFailed(f"{case}: after fine-tuning {sum(revived.values())} pruned weights are non-zero ({revived[name]} in "
+                              f"{name!r}) — re-apply the mask after every optimizer.step(): the gradient (and the momentum) of a "
+                              "pruned weight is not 0, so each step moves it again.")
+        off = max(float((params[n].detach() - expected[n].detach()).abs().max()) for n in expected)
+        if off > 1e-5:
+            if steps == 1:
+                hint = (" — with one step the difference comes from the start: zero the pruned weights before the first forward "
+                        "pass (the model arrives with its dense weights), and use SGD(lr, momentum=0.9) on the full batch")
+            else:
+                hint = (" — follow the recipe exactly: full batch, optimizer.zero_grad() every step, "
+                        "torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), cross-entropy")
+            raise CheckFailed(f"{case}: the surviving weights differ from lecturelib's by up to {off:.3g}{hint}.")
+    _passed(fn.__name__, len(cases))
+
+
+@_recorded
+def check_sensitivity_scan(fn: Callable) -> None:
+    """Check ``fn(model, x, y, sparsities)``: ``{weight name: [accuracy in [0, 1] with only that layer pruned to s (by
+    magnitude, no fine-tuning), for each s]}``, every entry starting from the model as given; the model unchanged."""
+    from .finegrained import sensitivity_scan
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 6, generator=generator)
+    teacher = _small_mlp(5)
+    with torch.no_grad():
+        y = teacher(x).argmax(1)
+    cases = [("the MLP 6 -> 12 -> 6 -> 3 that labelled x (60, 6), sparsities [0.5, 0.8, 0.95]", teacher, [0.5, 0.8, 0.95]),
+             ("another MLP 6 -> 12 -> 6 -> 3 on the same x, sparsities [0.9, 0.3]", _small_mlp(6), [0.9, 0.3])]
+    for case, model, sparsities in cases:
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        result = _call(fn, case, model, x.clone(), y.clone(), list(sparsities))
+        if any(not torch.equal(state[k], v) for k, v in model.state_dict().items()):
+            raise CheckFailed(f"{case}: the model you were given changed — each scan entry must prune a copy "
+                              "(training.clone_model or copy.deepcopy), or the next entries start from pruned weights.")
+        expected = sensitivity_scan(model, x, y, sparsities)
+        if not isinstance(result, dict) or set(result) != set(expected):
+            got = sorted(result) if isinstance(result, dict) else type(result).__name__
+            raise CheckFailed(f"{case}: expected a dict with one entry per weight {sorted(expected)}, got {got}.")
+        for name, want in expected.items():
+            got = [float(a) for a in result[name]]
+            if len(got) != len(want):
+                raise CheckFailed(f"{case}: {name!r} has {len(got)} accuracies, expected one per sparsity ({len(want)}).")
+            if all(abs(g - w) < 1e-6 for g, w in zip(got, want)):
+                continue
+            all_layers = []
+            for s in sparsities:
+                from .finegrained import accuracy, prune_model
+                from .training import clone_model
+                copy = clone_model(model)
+                prune_model(copy, s)
+                all_layers.append(accuracy(copy, x, y))
+            hint = (" — that is a percentage; return fractions in [0, 1]" if all(abs(g - 100 * w) < 1e-4 for g, w in zip(got, want)) else
+                    " — you pruned every layer at once; the scan prunes one layer at a time, the others stay dense"
+                    if all(abs(g - a) < 1e-6 for g, a in zip(got, all_layers)) else "")
+            i = next(i for i, (g, w) in enumerate(zip(got, want)) if abs(g - w) >= 1e-6)
+            raise CheckFailed(f"{case}: {name!r} pruned to {sparsities[i]}: accuracy {got[i]:.4g}, expected {want[i]:.4g}{hint}.")
     _passed(fn.__name__, len(cases))

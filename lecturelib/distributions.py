@@ -124,3 +124,24 @@ def pruning_threshold(before: torch.Tensor, after: torch.Tensor) -> float:
     if not kept.any():
         return float("inf")
     return float(before.reshape(-1)[kept].abs().min())
+
+
+def hole_change(pruned: torch.Tensor, retrained: torch.Tensor) -> dict[str, float]:
+    """Return how retraining with the mask changed one layer's survivors: the reference of chapter 3's exercise.
+
+    ``pruned`` holds the layer right after magnitude pruning (pruned weights exactly 0), ``retrained``
+    the same layer after retraining with the mask (same shape). The survivors are the entries that are
+    non-zero in ``pruned``. Returns ``{"threshold": t, "refilled": …, "p99_growth": …}``: ``t`` is the
+    smallest surviving ``|w|`` of ``pruned`` (the edge of the hole), ``refilled`` the fraction of the
+    survivors whose retrained ``|w|`` is strictly below ``t``, and ``p99_growth`` the 99th percentile of
+    the survivors' ``|w|`` after retraining divided by the same percentile right after pruning.
+    """
+    if pruned.shape != retrained.shape:
+        raise ValueError(f"pruned and retrained must have the same shape, got {tuple(pruned.shape)} and {tuple(retrained.shape)}")
+    kept = pruned.detach().reshape(-1) != 0
+    if not kept.any():
+        raise ValueError("pruned has no surviving (non-zero) weight")
+    before, after = pruned.detach().reshape(-1)[kept].abs().float(), retrained.detach().reshape(-1)[kept].abs().float()
+    t = float(before.min())
+    return {"threshold": t, "refilled": float((after < t).float().mean()),
+            "p99_growth": float(torch.quantile(after, 0.99) / torch.quantile(before, 0.99))}

@@ -163,6 +163,15 @@ def mc_dropout_probabilities(model: nn.Module, x: torch.Tensor, samples: int, *,
     return probs.cpu()
 
 
+def mc_dropout_average(model: nn.Module, x: torch.Tensor, samples: int, *, seed: int = 0) -> torch.Tensor:
+    """Return the Monte-Carlo dropout prediction: the mean of :func:`mc_dropout_probabilities` over the samples, ``(N, classes)`` on the CPU.
+
+    The reference of chapter 4's exercise: average the *probabilities* of ``samples`` sub-networks
+    (dropout layers in training mode, the rest in eval mode), not their logits; the model's modes are restored.
+    """
+    return mc_dropout_probabilities(model, x, samples, seed=seed).mean(0)
+
+
 def ensemble_accuracy(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Return the accuracy of the average of the first ``k`` sub-networks, for ``k = 1 … samples``.
 

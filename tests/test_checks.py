@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from conftest import NOTEBOOK_DIR, load_tool
-from lecturelib import checks, iterative, models, pruning, reference, stability, training
+from lecturelib import checks, data_importance, distributions, dropout, finegrained, iterative, models, pruning, reference, stability, training
 
 student_edition = load_tool("student_edition")
 CHECKS = sorted(name for name in dir(checks) if name.startswith("check_"))
@@ -26,46 +26,46 @@ CHECKS = sorted(name for name in dir(checks) if name.startswith("check_"))
 
 # --- check_prune_smallest ------------------------------------------------------------------------
 
-def prune_in_place(w, ratio):
-    w[w.abs().argsort()[:round(ratio * len(w))]] = 0
+def prune_in_place(w, sparsity):
+    w[w.abs().argsort()[:round(sparsity * len(w))]] = 0
     return w
 
 
-def prune_truncating(w, ratio):
+def prune_truncating(w, sparsity):
     out = w.clone()
-    out[w.abs().argsort()[:int(ratio * len(w))]] = 0
+    out[w.abs().argsort()[:int(sparsity * len(w))]] = 0
     return out
 
 
-def prune_rounding_up(w, ratio):
+def prune_rounding_up(w, sparsity):
     out = w.clone()
-    out[w.abs().argsort()[:math.ceil(ratio * len(w))]] = 0
+    out[w.abs().argsort()[:math.ceil(sparsity * len(w))]] = 0
     return out
 
 
-def prune_signed(w, ratio):
+def prune_signed(w, sparsity):
     out = w.clone()
-    out[w.argsort()[:round(ratio * len(w))]] = 0
+    out[w.argsort()[:round(sparsity * len(w))]] = 0
     return out
 
 
-def prune_largest(w, ratio):
+def prune_largest(w, sparsity):
     out = w.clone()
-    out[w.abs().argsort(descending=True)[:round(ratio * len(w))]] = 0
+    out[w.abs().argsort(descending=True)[:round(sparsity * len(w))]] = 0
     return out
 
 
-def prune_by_threshold(w, ratio):
-    n = round(ratio * len(w))
+def prune_by_threshold(w, sparsity):
+    n = round(sparsity * len(w))
     out = w.clone()
     if n:
         out[w.abs() <= w.abs().kthvalue(n).values] = 0
     return out
 
 
-def prune_returning_the_mask(w, ratio):
+def prune_returning_the_mask(w, sparsity):
     keep = torch.ones_like(w)
-    keep[w.abs().argsort()[:round(ratio * len(w))]] = 0
+    keep[w.abs().argsort()[:round(sparsity * len(w))]] = 0
     return keep
 
 
@@ -192,21 +192,21 @@ def mask_signed(weight, mask, sparsity):
 
 # --- check_largest_safe_ratio --------------------------------------------------------------------
 
-def safe_any_within(ratios, accuracies, reference, tolerance):   # a later recovery counts
-    ok = [r for r, a in zip(ratios, accuracies) if a >= reference - tolerance]
+def safe_any_within(sparsities, accuracies, reference, tolerance):   # a later recovery counts
+    ok = [r for r, a in zip(sparsities, accuracies) if a >= reference - tolerance]
     return max(ok) if ok else 0.0
 
 
-def safe_strict(ratios, accuracies, reference, tolerance):
+def safe_strict(sparsities, accuracies, reference, tolerance):
     best = 0.0
-    for r, a in zip(ratios, accuracies):
+    for r, a in zip(sparsities, accuracies):
         if a <= reference - tolerance:
             break
         best = r
     return best
 
 
-def safe_index(ratios, accuracies, reference, tolerance):
+def safe_index(sparsities, accuracies, reference, tolerance):
     best = 0
     for i, a in enumerate(accuracies):
         if a < reference - tolerance:
@@ -215,13 +215,13 @@ def safe_index(ratios, accuracies, reference, tolerance):
     return best
 
 
-def safe_first_failing(ratios, accuracies, reference, tolerance):
-    return next((r for r, a in zip(ratios, accuracies) if a < reference - tolerance), ratios[-1])
+def safe_first_failing(sparsities, accuracies, reference, tolerance):
+    return next((r for r, a in zip(sparsities, accuracies) if a < reference - tolerance), sparsities[-1])
 
 
-def safe_none_when_none(ratios, accuracies, reference, tolerance):
+def safe_none_when_none(sparsities, accuracies, reference, tolerance):
     best = None
-    for r, a in zip(ratios, accuracies):
+    for r, a in zip(sparsities, accuracies):
         if a < reference - tolerance:
             break
         best = r
@@ -273,7 +273,7 @@ def schedule_with_start(final, rounds):
 
 
 def schedule_same_rate_wrong_end(final, rounds):
-    return pruning.iterative_sparsities(final / rounds, rounds)
+    return iterative.iterative_sparsities(final / rounds, rounds)
 
 
 def schedule_by_powers_of_the_rate(final, rounds):   # ends at 0.4999999999999999 for (0.5, 2)
@@ -334,8 +334,8 @@ def interpolate_in_place(a, b, alpha):
 WRONG = {
     "check_prune_smallest": [
         (prune_in_place, "modified it in place"),
-        (prune_truncating, r"w of length 7, ratio=0\.4: 2 weights are zero, expected round\(0\.4 \* 7\) = 3 .* int\(\) truncates"),
-        (prune_rounding_up, r"w of length 6, ratio=0\.7: 5 weights are zero, expected round\(0\.7 \* 6\) = 4"),
+        (prune_truncating, r"w of length 7, sparsity=0\.4: 2 weights are zero, expected round\(0\.4 \* 7\) = 3 .* int\(\) truncates"),
+        (prune_rounding_up, r"w of length 6, sparsity=0\.7: 5 weights are zero, expected round\(0\.7 \* 6\) = 4"),
         (prune_signed, "not by the signed value"),
         (prune_largest, r"pruned the largest \|w\|.*expected \[1, 4\]"),
         (prune_by_threshold, "threshold test"),
@@ -417,9 +417,343 @@ LIBRARY = {
 }
 
 
-# checks that take a number, not a function: tested on their own below
-NOT_FUNCTION_CHECKS = {"check_prediction"}
-FUNCTION_CHECKS = [name for name in CHECKS if name not in NOT_FUNCTION_CHECKS]
+# --- chapters 1-5: the algorithm exercises ----------------------------------------------------------
+
+def contribution_by_size(w, x, sparsity):            # magnitude pruning: ignores the inputs
+    out = w.clone()
+    out[w.abs().argsort()[:round(sparsity * len(w))]] = 0
+    return out
+
+
+def contribution_signed_mean(w, x, sparsity):        # |w_i · mean x_i|: standardised inputs average to about 0
+    out = w.clone()
+    out[(w * x.mean(0)).abs().argsort()[:round(sparsity * len(w))]] = 0
+    return out
+
+
+def contribution_rms(w, x, sparsity):                # the wrong norm of the inputs: root mean square
+    out = w.clone()
+    out[(w.abs() * x.pow(2).mean(0).sqrt()).argsort()[:round(sparsity * len(w))]] = 0
+    return out
+
+
+def contribution_truncating(w, x, sparsity):
+    out = w.clone()
+    out[(w.abs() * x.abs().mean(0)).argsort()[:int(sparsity * len(w))]] = 0
+    return out
+
+
+def contribution_in_place(w, x, sparsity):
+    w[(w.abs() * x.abs().mean(0)).argsort()[:round(sparsity * len(w))]] = 0
+    return w
+
+
+def apoz_before_relu(model, x):                     # zeros of the pre-activation: almost never exactly 0
+    return (model.fc1(x.flatten(1)) == 0).float().mean(0)
+
+
+def apoz_active_fraction(model, x):                 # 1 - APoZ
+    return (torch.relu(model.fc1(x.flatten(1))) > 0).float().mean(0)
+
+
+def apoz_percent(model, x):
+    return 100 * (torch.relu(model.fc1(x.flatten(1))) == 0).float().mean(0)
+
+
+def apoz_per_input(model, x):                       # averaged over the units instead of the inputs
+    return (torch.relu(model.fc1(x.flatten(1))) == 0).float().mean(1)
+
+
+WRONG_CHAPTERS_1_5 = {
+    "check_prune_by_contribution": [
+        (contribution_by_size, r"sparsity=0\.5: you pruned the positions \[0, 1, 4\], expected \[0, 2, 4\].*smallest \|w\|"),
+        (contribution_signed_mean, r"averaged the signed inputs"),
+        (contribution_rms, r"lit once, brightly.*root mean square"),
+        (contribution_truncating, r"w of length 7.*2 weights are zero, expected round\(0\.4 \* 7\) = 3 — int\(\) truncates"),
+        (contribution_in_place, "modified it in place"),
+    ],
+    "check_hidden_apoz": [
+        (apoz_before_relu, r"unit 3 has APoZ 0, expected 0\.99 .*after the ReLU"),
+        (apoz_active_fraction, r"that is 1 − APoZ"),
+        (apoz_percent, r"that is a percentage"),
+        (apoz_per_input, r"one number per input \(100\); APoZ is one number per hidden unit \(4\)"),
+    ],
+}
+WRONG.update(WRONG_CHAPTERS_1_5)
+
+def _hole(pruned, retrained, *, zeros_inside=False, per_weight=False, edge_inside=False, p99_of_all=False, t_from=None):
+    alive = pruned != 0
+    t = (t_from if t_from is not None else pruned)[(t_from if t_from is not None else pruned) != 0].abs().min()
+    after = retrained.abs() if zeros_inside else retrained[alive].abs()
+    inside = (after <= t) if edge_inside else (after < t)
+    refilled = inside.sum() / pruned.numel() if per_weight else inside.float().mean()
+    growth = (retrained.abs().flatten().quantile(0.99) / pruned.abs().flatten().quantile(0.99) if p99_of_all else
+              retrained[alive].abs().quantile(0.99) / pruned[alive].abs().quantile(0.99))
+    return {"threshold": float(t), "refilled": float(refilled), "p99_growth": float(growth)}
+
+
+def hole_counting_zeros(pruned, retrained):
+    return _hole(pruned, retrained, zeros_inside=True)
+
+
+def hole_over_all_weights(pruned, retrained):
+    return _hole(pruned, retrained, per_weight=True)
+
+
+def hole_edge_inside(pruned, retrained):
+    return _hole(pruned, retrained, edge_inside=True)
+
+
+def hole_p99_with_zeros(pruned, retrained):
+    return _hole(pruned, retrained, p99_of_all=True)
+
+
+def hole_threshold_after_retraining(pruned, retrained):
+    return _hole(pruned, retrained, t_from=retrained)
+
+
+class DropoutScaledAtTest(torch.nn.Module):     # classic dropout: scales at test time instead of during training
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x * (torch.rand_like(x) >= self.p) if self.training else x * (1 - self.p)
+
+
+class DropoutMaskOnce(torch.nn.Module):         # one mask drawn and kept: that is pruning
+    def __init__(self, p):
+        super().__init__()
+        self.p, self.keep = p, None
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        if self.keep is None or self.keep.shape != x.shape:
+            self.keep = torch.rand_like(x) >= self.p
+        return x * self.keep / (1 - self.p)
+
+
+class DropoutAlsoInEval(torch.nn.Module):       # ignores self.training
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
+
+
+class DropoutInPlace(torch.nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x.mul_((torch.rand_like(x) >= self.p) / (1 - self.p)) if self.training else x
+
+
+class DropoutKeepingWithP(torch.nn.Module):     # p read as the probability to keep
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x * (torch.rand_like(x) < self.p) / (1 - self.p) if self.training else x
+
+
+def mc_in_eval_mode(model, x, samples):        # dropout never switched on: every pass is the same network
+    with torch.no_grad():
+        return torch.stack([torch.softmax(model(x), 1) for _ in range(samples)]).mean(0)
+
+
+def mc_mean_of_logits(model, x, samples):
+    model.train()
+    with torch.no_grad():
+        out = torch.softmax(torch.stack([model(x) for _ in range(samples)]).mean(0), 1)
+    model.eval()
+    return out
+
+
+def mc_left_in_training_mode(model, x, samples):
+    model.train()
+    with torch.no_grad():
+        return torch.stack([torch.softmax(model(x), 1) for _ in range(samples)]).mean(0)
+
+
+def mc_logits(model, x, samples):
+    model.train()
+    with torch.no_grad():
+        out = torch.stack([model(x) for _ in range(samples)]).mean(0)
+    model.eval()
+    return out
+
+
+def mc_one_repeated_batch_of_logits(model, x, samples):  # another order of the draws, and the logits averaged
+    model.train()
+    with torch.no_grad():
+        out = torch.softmax(model(x.repeat(samples, 1, 1, 1)).view(samples, len(x), -1).mean(0), 1)
+    model.eval()
+    return out
+
+
+WRONG.update({
+    "check_hole_change": [
+        (hole_counting_zeros, r"one survivor exactly at t\): 'refilled' is 0\.5, expected 0\.2 — you counted the pruned weights"),
+        (hole_over_all_weights, r"'refilled' is 0\.125, expected 0\.2 — divide by the number of survivors"),
+        (hole_edge_inside, r"'refilled' is 0\.4, expected 0\.2 — a survivor exactly at t is on the edge"),
+        (hole_p99_with_zeros, r"'p99_growth' .* percentile over the survivors only"),
+        (hole_threshold_after_retraining, r"'threshold' is 0\.4, expected 0\.5 — take t from pruned"),
+    ],
+    "check_dropout_module": [
+        (DropoutScaledAtTest, r"DropoutScaledAtTest\(0\.5\) in training mode: survivors have value 1\.0000, expected 1/\(1-p\) = 2\.0000"),
+        (DropoutMaskOnce, "a mask drawn once and kept is a pruning mask"),
+        (DropoutAlsoInEval, r"in eval mode: the output differs from the input — \d+ entries are 0"),
+        (DropoutInPlace, "changed its input in place"),
+        (DropoutKeepingWithP, r"DropoutKeepingWithP\(0\.2\) in training mode: 8\d\.\d% of the entries are 0, expected about 20%"),
+    ],
+    "check_mc_dropout_average": [
+        (mc_in_eval_mode, "dropout was off"),
+        (mc_mean_of_logits, "you averaged the logits and took one softmax"),
+        (mc_left_in_training_mode, "is not any more; restore every module's mode"),
+        (mc_logits, r"the rows sum to .*, not 1"),
+        (mc_one_repeated_batch_of_logits, r"differ from lecturelib's Monte-Carlo average by up to"),
+    ],
+})
+def _prune_each(model, sparsity, *, biases=False, count=round, order=1):
+    mask = {}
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if name.endswith("weight") or biases:
+                keep = torch.ones(weight.numel(), dtype=torch.bool)
+                keep[(order * weight.abs().flatten()).argsort()[:count(sparsity * weight.numel())]] = False
+                mask[name] = keep.view_as(weight)
+                weight.mul_(mask[name])
+    return mask
+
+
+def prune_model_biases_too(model, sparsity):
+    return _prune_each(model, sparsity, biases=True)
+
+
+def prune_model_truncating(model, sparsity):
+    return _prune_each(model, sparsity, count=int)
+
+
+def prune_model_globally(model, sparsity):
+    mask = pruning.global_magnitude_mask(model, sparsity)
+    pruning.apply_mask(model, mask)
+    return mask
+
+
+def prune_model_mask_only(model, sparsity):     # the mask is right, the model keeps its weights
+    return pruning.layerwise_magnitude_mask(model, sparsity)
+
+
+def _finetune(model, mask, x, y, steps, lr, *, at_start=True, after_step=True, zero_grad=True, mask_before_step=False):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    if at_start:
+        pruning.apply_mask(model, mask)
+    for _ in range(steps):
+        if mask_before_step:
+            pruning.apply_mask(model, mask)
+        if zero_grad:
+            optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        if after_step:
+            with torch.no_grad():
+                pruning.apply_mask(model, mask)
+    return model
+
+
+def finetune_masking_once(model, mask, x, y, steps, lr):
+    return _finetune(model, mask, x, y, steps, lr, after_step=False)
+
+
+def finetune_masking_before_the_step(model, mask, x, y, steps, lr):   # the last step revives them
+    return _finetune(model, mask, x, y, steps, lr, at_start=False, after_step=False, mask_before_step=True)
+
+
+def finetune_dense_first_step(model, mask, x, y, steps, lr):          # the first forward pass still sees the dense weights
+    return _finetune(model, mask, x, y, steps, lr, at_start=False)
+
+
+def finetune_without_zero_grad(model, mask, x, y, steps, lr):
+    return _finetune(model, mask, x, y, steps, lr, zero_grad=False)
+
+
+def scan_in_place(model, x, y, sparsities):    # every entry prunes the model itself: the next ones start from pruned weights
+    scan = {}
+    for name in pruning.prunable_names(model):
+        scan[name] = []
+        for s in sparsities:
+            pruning.apply_mask(model, pruning.layerwise_magnitude_mask(model, s, names=[name]))
+            scan[name].append(finegrained.accuracy(model, x, y))
+    return scan
+
+
+def scan_all_layers(model, x, y, sparsities):  # the whole model pruned at each sparsity
+    accs = []
+    for s in sparsities:
+        copy = training.clone_model(model)
+        finegrained.prune_model(copy, s)
+        accs.append(finegrained.accuracy(copy, x, y))
+    return {name: list(accs) for name in pruning.prunable_names(model)}
+
+
+def scan_in_percent(model, x, y, sparsities):
+    return {name: [100 * a for a in accs] for name, accs in finegrained.sensitivity_scan(model, x, y, sparsities).items()}
+
+
+def scan_largest_first(model, x, y, sparsities):
+    scan = {}
+    for name in pruning.prunable_names(model):
+        scan[name] = []
+        for s in sparsities:
+            copy = training.clone_model(model)
+            weight = dict(copy.named_parameters())[name]
+            with torch.no_grad():
+                weight.view(-1)[weight.abs().flatten().argsort(descending=True)[:round(s * weight.numel())]] = 0
+            scan[name].append(finegrained.accuracy(copy, x, y))
+    return scan
+
+
+WRONG.update({
+    "check_prune_model": [
+        (prune_model_biases_too, r"extra \['fc1\.bias', 'fc2\.bias', 'fc3\.bias'\].*biases are few and stay dense"),
+        (prune_model_truncating, r"'fc1\.weight': your mask prunes 21 of 72 weights, expected 22 .* int\(\) truncates"),
+        (prune_model_globally, r"one threshold for the whole model"),
+        (prune_model_mask_only, r"the mask is right but 22 pruned weights of the model are not 0"),
+    ],
+    "check_finetune_with_mask": [
+        (finetune_masking_once, r"1 step at lr 0\.1: after fine-tuning \d+ pruned weights are non-zero .* after every optimizer\.step\(\)"),
+        (finetune_masking_before_the_step, r"pruned weights are non-zero"),
+        (finetune_dense_first_step, r"1 step at lr 0\.1: the surviving weights differ .* before the first forward pass"),
+        (finetune_without_zero_grad, r"15 steps at lr 0\.1: the surviving weights differ .*zero_grad\(\) every step"),
+    ],
+    "check_sensitivity_scan": [
+        (scan_in_place, "the model you were given changed"),
+        (scan_all_layers, "you pruned every layer at once"),
+        (scan_in_percent, "that is a percentage"),
+        (scan_largest_first, r"'fc1\.weight' pruned to 0\.5: accuracy 0\.8, expected 0\.8167"),
+    ],
+})
+LIBRARY.update({
+    "check_prune_model": [finegrained.prune_model],
+    "check_finetune_with_mask": [finegrained.finetune_with_mask],
+    "check_sensitivity_scan": [finegrained.sensitivity_scan],
+})
+LIBRARY.update({
+    "check_hole_change": [distributions.hole_change],
+    "check_dropout_module": [torch.nn.Dropout],
+    "check_mc_dropout_average": [lambda model, x, samples: dropout.mc_dropout_average(model, x, samples, seed=torch.initial_seed())],
+})
+LIBRARY.update({
+    "check_prune_by_contribution": [data_importance.prune_by_contribution],
+    "check_hidden_apoz": [data_importance.hidden_apoz],
+})
+
+
 
 # --- chapters 6-10: the algorithm exercises (lecturelib.reference) ---------------------------------
 
@@ -734,6 +1068,10 @@ LIBRARY.update({
     "check_error_barrier": [stability.error_barrier],
 })
 
+# checks that take a number, not a function: tested on their own below
+NOT_FUNCTION_CHECKS = {"check_prediction"}
+FUNCTION_CHECKS = [name for name in CHECKS if name not in NOT_FUNCTION_CHECKS]
+
 
 def test_every_check_is_tested_against_three_wrong_answers():
     assert set(WRONG) == set(FUNCTION_CHECKS), "every lecturelib.checks.check_* needs realistic wrong answers in WRONG"
@@ -777,7 +1115,7 @@ def _solutions() -> dict[str, list[tuple[str, str, str]]]:
                         and node.args and isinstance(node.args[0], ast.Name)):
                     name = node.args[0].id
                     defining = [cells[j].source for j in sorted(trees) if j < i and student_edition.is_solution_cell(cells[j])
-                                and any(isinstance(d, ast.FunctionDef) and d.name == name for d in trees[j].body)]
+                                and any(isinstance(d, (ast.FunctionDef, ast.ClassDef)) and d.name == name for d in trees[j].body)]
                     found.setdefault(node.func.attr, []).append((f"{path.name}: {name}", "\n".join(imports + defining[-1:]), name))
     return found
 
@@ -820,7 +1158,7 @@ def test_every_check_records_its_outcome_for_the_grader(capsys):
     checks.check_sparsity_schedule(iterative.sparsity_schedule)
     with pytest.raises(checks.CheckFailed):
         checks.check_sparsity_schedule(schedule_linear)
-    checks.check_prune_smallest(lambda w, ratio: (_ for _ in ()).throw(NotImplementedError))   # prints, does not raise
+    checks.check_prune_smallest(lambda w, sparsity: (_ for _ in ()).throw(NotImplementedError))   # prints, does not raise
     capsys.readouterr()
     checks.report_outcomes()
     line = capsys.readouterr().out.strip()
@@ -836,10 +1174,10 @@ def test_every_check_records_its_outcome_for_the_grader(capsys):
 # --- skipped exercises and predictions --------------------------------------------------------------
 
 def test_use_or_fallback_uses_the_students_function_or_the_reference_with_one_note(capsys):
-    def stub(w, ratio):
+    def stub(w, sparsity):
         raise NotImplementedError
 
-    def mine(w, ratio):
+    def mine(w, sparsity):
         return w * 0
 
     chosen = checks.use_or_fallback(stub, pruning_reference)
@@ -857,13 +1195,14 @@ def test_use_or_fallback_uses_the_students_function_or_the_reference_with_one_no
 
     layer = checks.use_or_fallback(Stubbed, torch.nn.Dropout)(0.3)
     assert isinstance(layer, torch.nn.Dropout) and layer.p == 0.3
+    assert "Stubbed is not implemented yet: this chapter uses the reference torch.nn.Dropout instead." in capsys.readouterr().out
     with pytest.raises(TypeError, match="reference must be a function or class, got 3"):
         checks.use_or_fallback(stub, 3)
 
 
-def pruning_reference(w, ratio):
+def pruning_reference(w, sparsity):
     out = w.clone()
-    out[w.abs().argsort()[:round(ratio * len(w))]] = 0
+    out[w.abs().argsort()[:round(sparsity * len(w))]] = 0
     return out
 
 
