@@ -602,13 +602,13 @@ def _run_lottery(config: LotteryConfig) -> dict:
 def _masks_retrained(make, data, seeds, tickets, inits, train_kwargs) -> dict[str, list[list[dict]]]:
     """Return ``{kind: per seed s, the results of training each mask of tickets[s] from make(inits[kind](s))}``.
 
-    The level ``l`` of seed ``s`` trains with the data order of its IMP level, ``s + l``; every kind's,
-    seed's and level's network is trained in one :func:`~lecturelib.lottery.train_random_reinits` call.
+    Each trains with the data order of seed ``s``'s IMP, ``s``; every kind's, seed's and level's network
+    is trained in one :func:`~lecturelib.lottery.train_random_reinits` call.
     """
     flat = [(kind, seed, level) for kind in inits for seed, levels in zip(seeds, tickets) for level in levels]
     results = iter(lottery.train_random_reinits(
         make, data, [level.mask for _, _, level in flat], seeds=[inits[kind](seed) for kind, seed, _ in flat],
-        data_seeds=[seed + level.level for _, seed, level in flat], train_kwargs=train_kwargs, levels=[level.level for *_, level in flat]))
+        data_seeds=[seed for _, seed, _ in flat], train_kwargs=train_kwargs, levels=[level.level for *_, level in flat]))
     return {kind: [[next(results).to_dict() for _ in levels] for levels in tickets] for kind in inits}
 
 

@@ -196,10 +196,15 @@ def prune_to(
 
 def train_together(models: Sequence[nn.Module], data: Dataset, *, masks: Sequence[Mask | None], data_seeds: Sequence[int],
                    **train_kwargs) -> list[History]:
-    """Train ``models`` with one mask and data seed each: :func:`~lecturelib.training.train` for one, :func:`~lecturelib.training.train_many` for more."""
-    if len(models) == 1:
-        return [train(models[0], data, mask=masks[0], data_seed=data_seeds[0], **train_kwargs)]
-    return train_many(models, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
+    """Train ``models`` with one mask and data seed each: together with :func:`~lecturelib.training.train_many` where that
+    is faster (several networks without convolutions), otherwise one by one with :func:`~lecturelib.training.train`.
+
+    Either way each network ends where ``train`` takes it (to float rounding). On a CPU, stacked
+    convolutions (grouped) are not faster than one network after another (the performance page).
+    """
+    if len(models) > 1 and not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in models[0].modules()):
+        return train_many(models, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
+    return [train(model, data, mask=mask, data_seed=seed, **train_kwargs) for model, mask, seed in zip(models, masks, data_seeds)]
 
 
 def prune_finetune_loop(
@@ -272,6 +277,7 @@ def prune_finetune_many(
     names: Sequence[str] | None = None,
     data_seeds: Sequence[int] | None = None,
     rewinds: Sequence[Snapshot] | None = None,
+    new_order_per_level: bool = True,
     train_kwargs: Mapping[str, object] | None = None,
 ) -> list[list[LevelRecord]]:
     """Run :func:`prune_finetune_loop` for several networks of one architecture at once and return each one's records.
@@ -279,7 +285,9 @@ def prune_finetune_many(
     Every level prunes each network by its own weights, then trains them all together
     (:func:`lecturelib.training.train_many`; each as :func:`~lecturelib.training.train` would, to
     float rounding). ``masks``, ``data_seeds`` and ``rewinds`` hold one entry per network (default:
-    no mask, data seed 0, no rewind); the rewinds must share one ``k``. Other arguments as
+    no mask, data seed 0, no rewind); the rewinds must share one ``k``. Level ``l`` of a network with
+    data seed ``s`` draws its minibatches from ``s + l``, or from ``s`` at every level with
+    ``new_order_per_level=False`` (IMP: every level sees the dense run's order). Other arguments as
     :func:`prune_finetune_loop`.
     """
     models = list(models)
@@ -321,7 +329,7 @@ def prune_finetune_many(
                 model.load_state_dict(rewinds[i].state)   # W ← W_k; training zeroes the pruned weights: M ⊙ W_k
         histories = [None] * len(models)
         if steps:
-            histories = train_together(models, data, masks=masks, data_seeds=[seed + level for seed in data_seeds],
+            histories = train_together(models, data, masks=masks, data_seeds=[seed + level * new_order_per_level for seed in data_seeds],
                                        iterations=steps, start_iteration=start, **{"eval_every": steps, **train_kwargs})
         total += steps
         for i, history in enumerate(histories):

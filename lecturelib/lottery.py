@@ -69,7 +69,7 @@ def iterative_magnitude_pruning(
         output_rate: the (lower) rate of the output layer; default ``rate``.
         k: the rewind iteration; ``0`` resets to the initialisation (the original lottery ticket),
             ``k > 0`` rewinds to ``W_k`` (Frankle et al. 2020). Must be below the training length.
-        data_seeds: one minibatch-order seed per model (default 0 for all); level ``l`` uses ``seed + l``.
+        data_seeds: one minibatch-order seed per model (default 0 for all), the same at every level.
         train_kwargs: arguments of :func:`~lecturelib.training.train` (``iterations``, ``lr``,
             ``batch_size``, ``eval_every``…), the same for every level.
 
@@ -98,7 +98,7 @@ def iterative_magnitude_pruning(
     rewinds = [Snapshot(k, history.snapshots[k]) for history in dense]                                           # W_k
     rest = {key: value for key, value in train_kwargs.items() if key not in ("iterations", "epochs")}
     runs = prune_finetune_many(models, data, schedule, finetune_iterations=total - k, masks=masks, data_seeds=data_seeds,
-                               rewinds=rewinds, train_kwargs=rest)
+                               rewinds=rewinds, new_order_per_level=False, train_kwargs=rest)
     for levels, history in zip(runs, dense):
         levels[0] = replace(levels[0], iterations=total, total_iterations=total, history=history)
         levels[1:] = [replace(level, total_iterations=level.total_iterations + total) for level in levels[1:]]

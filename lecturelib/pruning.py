@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ._checks import as_scalar, check_choice, check_fraction
+from ._checks import check_choice, check_fraction
 
 Mask = dict[str, torch.Tensor]
 
@@ -331,17 +331,6 @@ def format_sparsity_report(rows: list[dict[str, object]]) -> str:
         lines.append(f"{row['name']:<14}{shape:>14}{row['weights']:>10}{row['zeros']:>10}{row['sparsity']:>10.1%}")
     return "\n".join(lines)
 
-
-def iterative_sparsities(rate: float, rounds: int) -> list[float]:
-    """Return the sparsity after each of ``rounds`` rounds that each prune ``rate`` of the *remaining* weights.
-
-    Round ``r`` (1-based) reaches ``1 - (1 - rate) ** r``: ``rate=0.2`` gives 20 %, 36 %, 48.8 %…
-    """
-    rate = check_fraction("rate", rate)
-    rounds = as_scalar(rounds)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
-    return [1 - (1 - rate) ** r for r in range(1, rounds + 1)]
 
 
 def to_torch_prune(model: nn.Module, mask: Mask) -> nn.Module:

@@ -36,9 +36,15 @@ def test_sparsity_schedule_ends_exactly_and_prunes_a_constant_fraction_of_the_re
     assert all(b >= a for a, b in zip(schedule[:-1], schedule[1:]))
 
 
-def test_sparsity_schedule_reuses_pruning_iterative_sparsities():
+def test_iterative_sparsities_compound_the_rate():
+    assert iterative.iterative_sparsities(0.2, 3) == pytest.approx([0.2, 0.36, 0.488])
+    with pytest.raises(ValueError, match="rounds must be > 0"):
+        iterative.iterative_sparsities(0.2, 0)
+
+
+def test_sparsity_schedule_reuses_iterative_sparsities():
     rate = 1 - 0.2 ** (1 / 4)
-    assert iterative.sparsity_schedule(0.8, 4)[:-1] == pytest.approx(pruning.iterative_sparsities(rate, 4)[:-1])
+    assert iterative.sparsity_schedule(0.8, 4)[:-1] == pytest.approx(iterative.iterative_sparsities(rate, 4)[:-1])
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, 2])

@@ -53,12 +53,6 @@ def test_iterative_pruning_keeps_pruned_weights_pruned(net):
         pruning.global_magnitude_mask(net, 0.4, current_mask=first)
 
 
-def test_iterative_sparsities_schedule():
-    assert pruning.iterative_sparsities(0.2, 3) == pytest.approx([0.2, 0.36, 0.488])
-    with pytest.raises(ValueError, match="rounds must be an int >= 1"):
-        pruning.iterative_sparsities(0.2, 0)
-
-
 def test_global_mask_equals_torch_global_unstructured(net):
     ours = pruning.global_magnitude_mask(net, 0.7)
     theirs_net = copy.deepcopy(net)

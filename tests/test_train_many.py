@@ -143,13 +143,13 @@ def test_random_reinit_controls_keep_their_seeds_meaning(digits):
         levels = run.levels
         for level in levels:   # the seeds' IMPs trained together end where each alone does
             _close_histories(record["runs"]["ticket"][s][level.level]["history"], level.history.to_dict(), len(data_.y_test))
-        for level in levels:   # control = mask of seed s's level, init from s + offset, data order of the level — as train does it
-            alone = training.train(make(seed + config.reinit_seed_offset), data_, mask=level.mask, data_seed=seed + level.level, **kwargs)
+        for level in levels:   # control = mask of seed s's level, init from s + offset, data order s — as train does it
+            alone = training.train(make(seed + config.reinit_seed_offset), data_, mask=level.mask, data_seed=seed, **kwargs)
             together = record["runs"]["random"][s][level.level]
             assert together["level"] == level.level and together["weights_left"] == pytest.approx(level.weights_left)
             _close_histories(together["history"], alone.to_dict(), len(data_.y_test))
         for kind, init in (("ticket", seed), ("random", seed + config.reinit_seed_offset)):   # the convergence control
-            alone = training.train(make(init), data_, mask=levels[-1].mask, data_seed=seed + levels[-1].level, **{**kwargs, "iterations": 40})
+            alone = training.train(make(init), data_, mask=levels[-1].mask, data_seed=seed, **{**kwargs, "iterations": 40})
             _close_histories(record["long"][kind][s][0]["history"], alone.to_dict(), len(data_.y_test))
 
 
@@ -181,3 +181,15 @@ def test_instability_analysis_copies_train_as_train_does(digits):
     _, errors, losses = stability.path_metrics(copy.deepcopy(model), ends[0], ends[1], digits, 3)
     assert result.losses == pytest.approx(losses.tolist(), abs=ATOL)
     assert all(abs(a - b) <= 1 / len(digits.y_test) + 1e-12 for a, b in zip(result.errors, errors))
+
+
+def test_train_together_stacks_mlps_and_trains_convolutional_networks_one_by_one(digits, monkeypatch):
+    from lecturelib import iterative
+
+    calls = []
+    monkeypatch.setattr(iterative, "train_many", lambda *a, **kw: calls.append("many") or training.train_many(*a, **kw))
+    monkeypatch.setattr(iterative, "train", lambda *a, **kw: calls.append("one") or training.train(*a, **kw))
+    for make in (_mlp, _cnn):
+        iterative.train_together([make(digits, 0), make(digits, 1)], digits, masks=[None, None], data_seeds=[0, 1],
+                                 iterations=2, device="cpu")
+    assert calls == ["many", "one", "one"], "grouped convolutions are not faster on a CPU: one by one"
