@@ -27,7 +27,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = REPO / "_build" / "screenshots"
 # Chapters whose widgets (or slider-shaped results) have a kernel-free twin in the rendered page.
 TWIN_CHAPTERS = ["01_weighted_sum", "03_weight_distributions", "04_pruning_vs_dropout", "06_ratio_curves",
-                 "10_rewinding_stability"]
+                 "09_lottery_ticket", "10_rewinding_stability"]
 PAGE_BUDGET_BYTES = 3_000_000
 
 
