@@ -434,8 +434,9 @@ def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettin
     orders = [_minibatch_order(len(y_train), settings.batch_size, plan.total, seed) for seed in data_seeds]
 
     def losses_of_step() -> torch.Tensor:
-        batch = torch.stack([next(order) for order in orders]).to(device)          # (N, batch)
-        return _stacked_losses(layers, stacked, x_train[batch], y_train[batch])   # (N,)
+        batch = torch.cat([next(order) for order in orders]).to(device)            # N minibatches, one after another
+        return _stacked_losses(layers, stacked, x_train.index_select(0, batch).unflatten(0, (n, -1)),
+                               y_train.index_select(0, batch).view(n, -1))          # (N,)
 
     try:
         for i, params in enumerate(own):   # each model's weights become views of its slice: evaluate and snapshots read them
@@ -454,6 +455,7 @@ def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettin
 
 
 _CONVOLUTIONS = {nn.Conv1d: nn.functional.conv1d, nn.Conv2d: nn.functional.conv2d}
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.Identity)
 
 
 def _stacked_layers(models: list[nn.Module]) -> list[tuple[str, nn.Module]]:
@@ -502,22 +504,31 @@ def _stacked_mask(models, masks, stacked, device) -> tuple[list[torch.Tensor], l
 
 
 def _stacked_losses(layers, stacked: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Return each network's mean cross-entropy, shape ``(N,)``, on its own minibatch ``x`` (N, B, …) with labels ``y`` (N, B)."""
+    """Return each network's mean cross-entropy, shape ``(N,)``, on its own minibatch ``x`` (N, B, …) with labels ``y`` (N, B).
+
+    Between linear layers the activations are kept as columns, ``(N, features, B)``: each layer is
+    then ``W @ h + b`` with the weights as they are stored, ``(N, out, in)``, so neither the
+    product nor its gradient copies a transposed weight.
+    """
     n, b = y.shape
-    h = x
+    h, columns = x, False
     for name, layer in layers:
-        if isinstance(layer, nn.Linear):   # one batched product: (N, B, in) @ (N, in, out) + (N, 1, out)
-            weight, bias = stacked[f"{name}.weight"], stacked.get(f"{name}.bias")
-            h = torch.bmm(h, weight.transpose(1, 2)) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-        elif type(layer) in _CONVOLUTIONS:  # the N networks' channels side by side, one group (set) per network
-            weight, bias = stacked[f"{name}.weight"], stacked.get(f"{name}.bias")
-            out = _CONVOLUTIONS[type(layer)](h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
-                                             None if bias is None else bias.flatten(), layer.stride, layer.padding,
-                                             layer.dilation, layer.groups * n)
-            h = out.unflatten(1, (n, -1)).transpose(0, 1)
-        else:                              # a layer without weights works on each example alone
-            h = layer(h.flatten(0, 1)).unflatten(0, (n, b))
-    return nn.functional.cross_entropy(h.flatten(0, 1), y.flatten(), reduction="none").view(n, b).mean(1)
+        weight, bias = stacked.get(f"{name}.weight"), stacked.get(f"{name}.bias")
+        if isinstance(layer, nn.Linear):     # one batched product: (N, out, in) @ (N, in, B) + (N, out, 1)
+            h, columns = (h, True) if columns else (h.transpose(1, 2), True)
+            h = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, h)
+        elif isinstance(layer, _ELEMENTWISE):  # the same in either layout
+            h = layer(h)
+        else:
+            h, columns = (h.transpose(1, 2), False) if columns else (h, False)
+            if type(layer) in _CONVOLUTIONS:   # the N networks' channels side by side, one group (set) per network
+                out = _CONVOLUTIONS[type(layer)](h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
+                                                 None if bias is None else bias.flatten(), layer.stride, layer.padding,
+                                                 layer.dilation, layer.groups * n)
+                h = out.unflatten(1, (n, -1)).transpose(0, 1)
+            else:                              # a layer without weights works on each example alone
+                h = layer(h.flatten(0, 1)).unflatten(0, (n, b))
+    return nn.functional.cross_entropy(h if columns else h.transpose(1, 2), y, reduction="none").mean(1)
 
 
 def lr_scheduler(opt: torch.optim.Optimizer, settings: TrainSettings, run_total: int) -> torch.optim.lr_scheduler.LRScheduler:
