@@ -3,8 +3,8 @@
 Every page loads without JavaScript errors from the book's own assets and with every image
 loaded; each chapter has at least two exercises whose solutions stay collapsed until
 clicked, and a correct Colab link; the search page finds "lottery". Screenshots of the
-chapters go to _build/screenshots/NN.png. Requests to other hosts are aborted (the book
-must work offline), so errors caused by them are not the book's.
+chapters go to _build/screenshots/NN.png. Requests to other hosts are aborted and reported
+(the book must work offline, with no CDN), so errors caused by them are not the book's.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ class Visit:
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.problems: list[str] = []
+        self.remote: list[str] = []   # requests to other hosts, aborted: the book must not need them
+        self.console_errors: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
         self.page.on("pageerror", self._on_page_error)
         self.page.on("response", self._on_response)
         self.page.on("requestfailed", self._on_request_failed)
@@ -95,6 +98,7 @@ class Visit:
         if route.request.url.startswith(("data:", "blob:")) or self._own(route.request.url):
             route.continue_()
         else:
+            self.remote.append(route.request.url)
             route.abort()  # no network: external hosts are blocked
 
     def _on_page_error(self, error):
@@ -145,6 +149,7 @@ def test_every_page_loads_cleanly(browser, server, book_html):
         visit = Visit(browser, server, path)
         try:
             problems = visit.problems + [f"image not loaded: {src}" for src in visit.broken_images()]
+            problems += [f"requests another host (the book works offline, no CDN): {url}" for url in visit.remote]
             if (fields := visit.visible_search_fields()) != 1:
                 problems.append(f"{fields} visible search fields at 1280 px wide, want exactly 1")
         finally:
@@ -220,6 +225,7 @@ def test_kernel_free_sliders_work_with_the_keyboard(browser, server, book_html, 
         twins = page.locator(".lecturelib-twin")
         assert twins.count() >= 1, f"{chapter}: no kernel-free slider in the rendered page"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        errors_before = len(visit.console_errors)   # the theme's own console messages at load are not the twins'
         for i in range(twins.count()):
             twin = twins.nth(i)
             twin.scroll_into_view_if_needed()
@@ -243,6 +249,8 @@ def test_kernel_free_sliders_work_with_the_keyboard(browser, server, book_html, 
         widths = page.eval_on_selector_all(".lecturelib-twin img", "imgs => imgs.map(i => i.getBoundingClientRect().right)")
         assert max(widths) <= 400, f"{chapter}: a twin overflows a phone-width window ({widths})"
         assert not visit.problems, "\n".join(visit.problems)
+        assert visit.console_errors[errors_before:] == [], f"{chapter}: console errors while using the sliders"
+        assert not visit.remote, f"{chapter}: the page requests other hosts (no CDN: the book works offline): {visit.remote}"
     finally:
         visit.close()
 
