@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,126 @@ def test_real_notebook(student_dir, chapter):
 
 def test_at_least_one_real_notebook(student_dir):
     assert list(student_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+# --- a skipped exercise never stops a chapter; every chapter has a predict-then-run question ----------
+
+_ALLOWED_USES = ("use_or_fallback",)   # plus every checks.check_*: they report a stub as not attempted
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """The names a cell binds in the notebook's namespace: assignments, loop and ``with`` targets, definitions,
+    imports — not the local names inside its functions, classes or comprehensions."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            return
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of the Name nodes passed to a checks.check_* or checks.use_or_fallback call (where a stub is safe)."""
+    safe = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr.startswith("check_") or node.func.attr in _ALLOWED_USES):
+            safe |= {id(arg) for arg in node.args if isinstance(arg, ast.Name)}
+    return safe
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c) for c in sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))])
+def test_a_skipped_exercise_never_stops_the_chapter(chapter):
+    """In the student edition a solution cell defines stubs and binds nothing else, so a later cell may use a
+    solution's function or class only through a check or ``checks.use_or_fallback``, and never a value that
+    only a solution cell computes — otherwise the chapter stops at the first exercise a student skips."""
+    problems = _dead_ends(nbformat.read(notebook_path(chapter), as_version=4).cells)
+    assert not problems, f"{chapter}: " + "; ".join(problems)
+
+
+def test_dead_ends_are_found_in_a_synthetic_notebook():
+    code = nbformat.v4.new_code_cell
+    cells = [code("def f(x):\n    return 2 * x\n\nanswer = f(3)", metadata={"tags": ["solution"]}),
+             code("checks.check_f(f)\ng = checks.use_or_fallback(f, abs)\ng(1)"),
+             code("f(2)"), code("print(answer)"), code("answer = 1\nprint(answer)")]
+    assert _dead_ends(cells) == ["cell 2 calls the exercise's f directly: pass it through checks.use_or_fallback",
+                                 "cell 3 uses answer, which only a solution cell computes"]
+
+
+def _dead_ends(cells) -> list[str]:
+    """Why the student edition of ``cells`` would stop at a skipped exercise (empty: it would not)."""
+    stubs: set[str] = set()          # functions and classes of solution cells (stubs in the student edition)
+    solution_only: set[str] = set()  # other names bound only by solution cells so far
+    plain: set[str] = set()          # names bound by the cells the student edition keeps
+    problems = []
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = student_edition._parse(cell.source)
+        except SyntaxError:
+            continue
+        if student_edition.is_solution_cell(cell):
+            defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+            imported = _bound_names(ast.Module([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], []))
+            stubs |= defined
+            solution_only |= _bound_names(tree) - defined - imported - plain
+            continue
+        safe, rebound = _guarded(tree), _bound_names(tree)   # a name the cell binds itself is the cell's own
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in rebound:
+                if node.id in stubs and id(node) not in safe:
+                    problems.append(f"cell {i} calls the exercise's {node.id} directly: pass it through checks.use_or_fallback")
+                elif node.id in solution_only:
+                    problems.append(f"cell {i} uses {node.id}, which only a solution cell computes")
+        stubs -= rebound
+        solution_only -= rebound
+        plain |= rebound
+    return list(dict.fromkeys(problems))
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(c, id=c) for c in sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))])
+def test_every_chapter_has_a_predict_then_run_question(chapter):
+    """A plain cell ``prediction = None`` (what the student edition keeps), a solution cell that sets ``prediction``,
+    then a cell that checks it with ``checks.check_prediction(prediction, …)``, in this order."""
+    stage = _prediction_stage(nbformat.read(notebook_path(chapter), as_version=4).cells)
+    assert stage == 3, (f"{chapter}: no predict-then-run question found (stage {stage} of 3: a plain `prediction = None` cell, "
+                        "a solution cell setting prediction, a checks.check_prediction(prediction, ...) cell)")
+
+
+def test_a_prediction_the_student_edition_would_lose_is_no_question():
+    code = nbformat.v4.new_code_cell
+    solution = code("prediction = 0.5", metadata={"tags": ["solution"]})
+    check = code("checks.check_prediction(prediction, 0.5, tolerance=0.1, what='x')")
+    assert _prediction_stage([code("prediction = None"), solution, check]) == 3
+    assert _prediction_stage([solution, check]) == 0, "without the plain cell the student edition has no `prediction`"
+    assert _prediction_stage([code("prediction = None"), code("prediction = 0.5"), check]) == 1, "the answer must be a solution"
+
+
+def _prediction_stage(cells) -> int:
+    """How far ``cells`` get through a predict-then-run question: 3 = plain ``prediction = None``, solution, check."""
+    stage = 0
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        source, solution = cell.source, student_edition.is_solution_cell(cell)
+        if stage == 0 and not solution and re.search(r"^prediction = None\b", source, re.M):
+            stage = 1
+        elif stage == 1 and solution and re.search(r"^prediction = ", source, re.M):
+            stage = 2
+        elif stage == 2 and not solution and "checks.check_prediction(prediction" in source:
+            stage = 3
+            break
+    return stage
