@@ -46,9 +46,9 @@ def _parse_value(text: str):
 
 
 def _overrides(pairs: list[str], experiment: str) -> dict:
-    from .experiments import CONFIGS
+    from .experiments import EXPERIMENTS
 
-    tuple_fields = {f.name for f in fields(CONFIGS[experiment]) if "tuple" in str(f.type)}
+    tuple_fields = {f.name for f in fields(EXPERIMENTS[experiment].config) if "tuple" in str(f.type)}
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -63,7 +63,8 @@ def _overrides(pairs: list[str], experiment: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 = success)."""
-    from .experiments import EXPERIMENTS, PROFILES
+    from .configs import PROFILES
+    from .experiments import EXPERIMENTS
 
     parser = argparse.ArgumentParser(prog="python -m lecturelib", description="Run the course's cached experiments.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return grading.command(args)
 
     if args.command == "list":
-        from . import experiments
-
-        for name in EXPERIMENTS:
-            print(f"{name}: {experiments.CONFIGS[name].__doc__.strip()}")
+        for name, experiment in EXPERIMENTS.items():
+            print(f"{name}: {experiment.config.__doc__.strip()}")
         print(f"profiles: {', '.join(PROFILES)}")
         return 0
 
@@ -121,9 +120,11 @@ def _run(args: argparse.Namespace, experiments) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        out = Path(args.out) if args.out else Path(args.cache_dir) if args.cache_dir else experiments.cache_dir()
+        from . import cache, plots
+
+        out = Path(args.out) if args.out else Path(args.cache_dir) if args.cache_dir else cache.cache_dir()
         out.mkdir(parents=True, exist_ok=True)
-        for name, fig in experiments.figures(record).items():
+        for name, fig in plots.experiment_figures(record).items():
             target = out / f"{args.experiment}-{record['config_hash']}-{name}.png"
             with atomic.replacing(target) as partial:   # never a half-written figure
                 fig.savefig(partial)

@@ -449,3 +449,46 @@ def _label_axes(ax: plt.Axes, *, xlabel: str | None = None, ylabel: str | None =
     if legend:
         ax.legend()
     return ax
+
+
+# --------------------------------------------------------------------------------------------
+# The experiments' figures (chapters 9-10; `python -m lecturelib run` saves them as PNG).
+# --------------------------------------------------------------------------------------------
+
+def experiment_figures(record: Mapping) -> dict[str, plt.Figure]:
+    """Return ``{name: matplotlib Figure}`` drawing a :func:`lecturelib.experiments.run` record (the CLI saves them as PNG)."""
+    from .experiments import barrier_matrix, level_metric
+
+    experiment, results = record["experiment"], record["results"]
+    figs = {}
+    if experiment in ("lottery", "digits_lottery"):
+        fig, (left, right) = plt.subplots(1, 2, figsize=FIGSIZE)
+        plot_sparsity_curves(left, results["weights_left"], {
+            "winning ticket (reset to W_0)": (level_metric(results["runs"]["ticket"], "best_test_acc"), COLORS["ticket"]),
+            "random re-init": (level_metric(results["runs"]["random"], "best_test_acc"), COLORS["random"]),
+        }, ylabel="test accuracy at early stopping (%)", percent=True)
+        plot_sparsity_curves(right, results["weights_left"], {
+            "winning ticket": (level_metric(results["runs"]["ticket"], "best_iteration"), COLORS["ticket"]),
+            "random re-init": (level_metric(results["runs"]["random"], "best_iteration"), COLORS["random"]),
+        }, ylabel="early-stopping iteration")
+        figs["tickets"] = fig
+    elif experiment in ("rewinding", "noisy_rewinding"):
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        # with a validation split: the early-stopping accuracy; without (rewinding's ci): the annealed end's
+        key, ylabel = (("best_test_acc", "test accuracy at early stopping (%)") if record["config"].get("val_fraction")
+                       else ("final_test_acc", "final test accuracy (%)"))
+        curves = {("reset to W_0" if k == "0" else f"rewind to W_{k}"): (level_metric(runs, key), COLORS["ticket" if k == "0" else "rewind"])
+                  for k, runs in results["runs"].items()}
+        plot_sparsity_curves(ax, results["weights_left"], curves, ylabel=ylabel, percent=True)
+        figs[experiment] = fig
+    else:
+        loss = experiment == "noisy_stability"   # its error barrier is within test-set noise; its loss barrier is not
+        fig, (left, right) = plt.subplots(1, 2, figsize=FIGSIZE)
+        plot_interpolation(left, {f"k = {k}": runs for k, runs in results["by_k"].items()}, metric="losses" if loss else "errors")
+        ks, values = barrier_matrix(results["by_k"], "loss_barrier" if loss else "error_barrier")
+        plot_barrier_vs_k(right, ks, {"dense": (values, COLORS["dense"])},
+                                **({"percent": False, "ylabel": "loss barrier (nats)"} if loss else {}))
+        figs[experiment] = fig
+    for name, fig in figs.items():
+        fig.suptitle(f"{experiment} ({record['config_hash']})", fontsize=9)
+    return figs

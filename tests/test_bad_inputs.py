@@ -2,11 +2,12 @@
 names the argument and the bad value — before any training where a config is involved — and
 NumPy scalars and 0-d tensors are accepted wherever a plain number is."""
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
 
-from lecturelib import data, experiments, iterative, lottery, models, pruning, training
+from lecturelib import cache, data, experiments, iterative, lottery, models, pruning, training
 from lecturelib.data import DatasetUnavailableError
 
 
@@ -159,7 +160,7 @@ def test_numpy_and_0d_tensor_counts_are_accepted(count, digits):
 def test_configs_accept_numpy_values_and_hash_them_like_plain_ones():
     plain = experiments.make_config("stability", ks=(0, 20), seeds=(0, 1), lr=0.05)
     numpy = experiments.make_config("stability", ks=np.array([0, 20]), seeds=[np.int64(0), np.int64(1)], lr=np.float64(0.05))
-    assert numpy == plain and experiments.config_hash(numpy) == experiments.config_hash(plain)
+    assert numpy == plain and cache.config_hash(numpy) == cache.config_hash(plain)
     assert experiments.make_config("stability", lr=np.float32(0.5), alphas=torch.tensor(5)).lr == 0.5
 
 
@@ -205,7 +206,7 @@ def test_the_command_line_turns_runtime_and_os_errors_into_one_line(error, tmp_p
 
     def fail(config):
         raise error
-    monkeypatch.setattr(experiments, "_run_stability", fail)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "stability", dataclasses.replace(experiments.EXPERIMENTS["stability"], runner=fail))
     assert main(["run", "stability", "--cache-dir", str(tmp_path), "--set", "seeds=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and str(error).split(":")[0] in err

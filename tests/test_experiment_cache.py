@@ -1,6 +1,7 @@
 """The experiment cache is never stale and never half-read (issue 12), the runner's progress bar
 counts what really runs, and a torchvision dataset is downloaded by default (no network used here)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lecturelib import atomic, data, experiments, training
+from lecturelib import atomic, cache, data, experiments, plots, training
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,10 +26,11 @@ TINY = {
 }
 
 
-def count_runs(monkeypatch, runner: str) -> list:
+def count_runs(monkeypatch, experiment: str) -> list:
     calls = []
-    real = getattr(experiments, runner)
-    monkeypatch.setattr(experiments, runner, lambda config: calls.append(config) or real(config))
+    entry = experiments.EXPERIMENTS[experiment]
+    monkeypatch.setitem(experiments.EXPERIMENTS, experiment,
+                        dataclasses.replace(entry, runner=lambda config: calls.append(config) or entry.runner(config)))
     return calls
 
 
@@ -42,31 +44,34 @@ def run_recording_warnings(**kwargs):
 def test_the_cache_key_follows_the_source_the_version_and_torch(tmp_path, monkeypatch):
     source = tmp_path / "lecturelib"
     shutil.copytree(REPO / "lecturelib", source, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(experiments, "_SOURCE", source)
-    calls = count_runs(monkeypatch, "_run_stability")
-    cache = tmp_path / "cache"
-    first, messages = run_recording_warnings(directory=cache)
-    assert run_recording_warnings(directory=cache) == (first, []) and len(calls) == 1, "unchanged code: read from the cache"
-    assert first["code"] == experiments.code_fingerprint()
+    monkeypatch.setattr(cache, "_SOURCE", source)
+    calls = count_runs(monkeypatch, "stability")
+    folder = tmp_path / "cache"
+    first, messages = run_recording_warnings(directory=folder)
+    assert run_recording_warnings(directory=folder) == (first, []) and len(calls) == 1, "unchanged code: read from the cache"
+    assert first["code"] == cache.code_fingerprint()
 
     (source / "stability.py").write_text((source / "stability.py").read_text() + "\n# an edit\n")   # e.g. a new barrier
-    _, messages = run_recording_warnings(directory=cache)
+    _, messages = run_recording_warnings(directory=folder)
     assert len(calls) == 2 and messages == [], "edited source: recomputed, silently (another file, not a bad one)"
     (source / "plots.py").write_text((source / "plots.py").read_text() + "\n# drawing only\n")
-    run_recording_warnings(directory=cache)
+    run_recording_warnings(directory=folder)
     assert len(calls) == 2, "plots.py computes no result: not part of the key"
+    (source / "grading.py").write_text((source / "grading.py").read_text() + "\n# the grader only\n")
+    run_recording_warnings(directory=folder)
+    assert len(calls) == 2, "grading.py computes no result: not part of the key"
 
-    monkeypatch.setattr(experiments, "__version__", "99.0")
-    run_recording_warnings(directory=cache)
+    monkeypatch.setattr(cache, "__version__", "99.0")
+    run_recording_warnings(directory=folder)
     monkeypatch.setattr(torch, "__version__", "0.0.1")
-    run_recording_warnings(directory=cache)
+    run_recording_warnings(directory=folder)
     assert len(calls) == 4, "a new lecturelib or torch version recomputes"
-    assert len(list(cache.glob("stability-*.json"))) == 4
+    assert len(list(folder.glob("stability-*.json"))) == 4
 
 
 def test_a_corrupt_record_is_recomputed_with_one_warning(tmp_path):
     config = experiments.make_config("stability", **TINY["stability"])
-    path = experiments.result_path("stability", config, tmp_path)
+    path = cache.result_path("stability", config, tmp_path)
     path.write_text('{"config_hash": "trunc')
     record, messages = run_recording_warnings(directory=tmp_path)
     assert len(messages) == 1 and "recomputing" in messages[0] and str(path) in messages[0]
@@ -97,7 +102,7 @@ def test_a_record_that_does_not_validate_is_recomputed_with_one_warning(damage, 
     assert record == good and json.loads(path.read_text()) == good
     import matplotlib
     matplotlib.use("Agg")
-    assert experiments.figures(record), "what is served is complete enough to draw"
+    assert plots.experiment_figures(record), "what is served is complete enough to draw"
 
 
 def test_run_outcome_says_whether_it_read_or_computed(tmp_path):
