@@ -49,12 +49,6 @@ def listening_to_steps(callback: Callable[[int], None]) -> Iterator[None]:
         _STEP_LISTENERS.remove(callback)
 
 
-def notify_steps(n: int) -> None:
-    """Tell the :func:`listening_to_steps` callbacks that ``n`` optimiser steps were taken (a loop that trains calls it)."""
-    for callback in _STEP_LISTENERS:
-        callback(n)
-
-
 def default_device() -> torch.device:
     """Return the best available device: CUDA, then Apple's MPS, then the CPU."""
     if torch.cuda.is_available():
@@ -184,38 +178,30 @@ class TrainSettings:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        check_training_settings(self)
+        """Check every field, naming a bad one with its value, and normalise it (counts to ``int``, iterables to sorted tuples)."""
+        def put(name, value):
+            object.__setattr__(self, name, value)
 
-
-def check_training_settings(settings: TrainSettings) -> None:
-    """Check every field of ``settings`` and normalise it in place (counts to ``int``, iterables to sorted tuples).
-
-    Raises:
-        TypeError / ValueError: a setting of the wrong type or value, named with its value.
-    """
-    def put(name, value):
-        object.__setattr__(settings, name, value)
-
-    if settings.iterations is not None and settings.epochs is not None:
-        raise ValueError(f"give exactly one of iterations or epochs, got iterations={settings.iterations!r}, epochs={settings.epochs!r}")
-    for name in ("iterations", "epochs", "run_iterations", "eval_every"):
-        if getattr(settings, name) is not None:
-            put(name, check_positive_int(name, getattr(settings, name)))
-    put("batch_size", check_positive_int("batch_size", settings.batch_size))
-    put("start_iteration", check_positive_int("start_iteration", settings.start_iteration, allow_zero=True))
-    check_choice("optimizer", settings.optimizer, OPTIMIZERS)
-    for name in ("lr", "momentum", "weight_decay", "l1", "lr_gamma"):
-        put(name, check_number(name, getattr(settings, name)))
-        if getattr(settings, name) < 0 or (name == "lr" and settings.lr == 0):
-            raise ValueError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(settings, name)!r}")
-    if not 0 < settings.lr_gamma <= 1:
-        raise ValueError(f"lr_gamma must be in (0, 1], got {settings.lr_gamma!r}")
-    check_choice("lr_schedule", settings.lr_schedule, LR_SCHEDULES)
-    put("lr_milestones", tuple(sorted(check_positive_int("lr_milestones", m) for m in settings.lr_milestones)))
-    if settings.lr_schedule == "cosine" and settings.lr_milestones:
-        raise ValueError(f"lr_milestones apply only to lr_schedule='step', got lr_schedule='cosine' with "
-                         f"lr_milestones={list(settings.lr_milestones)!r}")
-    put("snapshot_at", tuple(sorted({check_positive_int("snapshot_at", k, allow_zero=True) for k in settings.snapshot_at})))
+        if self.iterations is not None and self.epochs is not None:
+            raise ValueError(f"give exactly one of iterations or epochs, got iterations={self.iterations!r}, epochs={self.epochs!r}")
+        for name in ("iterations", "epochs", "run_iterations", "eval_every"):
+            if getattr(self, name) is not None:
+                put(name, check_positive_int(name, getattr(self, name)))
+        put("batch_size", check_positive_int("batch_size", self.batch_size))
+        put("start_iteration", check_positive_int("start_iteration", self.start_iteration, allow_zero=True))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        for name in ("lr", "momentum", "weight_decay", "l1", "lr_gamma"):
+            put(name, check_number(name, getattr(self, name)))
+            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
+                raise ValueError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)!r}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        put("lr_milestones", tuple(sorted(check_positive_int("lr_milestones", m) for m in self.lr_milestones)))
+        if self.lr_schedule == "cosine" and self.lr_milestones:
+            raise ValueError(f"lr_milestones apply only to lr_schedule='step', got lr_schedule='cosine' with "
+                             f"lr_milestones={list(self.lr_milestones)!r}")
+        put("snapshot_at", tuple(sorted({check_positive_int("snapshot_at", k, allow_zero=True) for k in self.snapshot_at})))
 
 
 def train_settings(settings: TrainSettings | None = None, **overrides) -> TrainSettings:
@@ -316,11 +302,9 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
     weights = [param for name, param in params.items() if name.endswith("weight")]
     histories = [History() for _ in models]
     running, count = [0.0] * n, 0
-    bar = None
-    if settings.progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=plan.total, desc="training" if n == 1 else f"training {n} networks", leave=False)
+    bar = tqdm(total=plan.total, desc="training" if n == 1 else f"training {n} networks", leave=False, disable=not settings.progress)
     for model in models:
         model.train()
     for step in range(plan.total):
@@ -346,9 +330,9 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
         opt.step()
         schedule.step()
         _zero_pruned(pruned, keeps)
-        if bar is not None:
-            bar.update()
-        notify_steps(n)
+        bar.update()
+        for callback in _STEP_LISTENERS:
+            callback(n)
         if (step + 1) % plan.eval_every == 0 or step + 1 == plan.total:
             for i, (model, history) in enumerate(zip(models, histories)):
                 _record(history, model, data, step + 1, running[i] / count)
@@ -356,8 +340,7 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
     if plan.total in settings.snapshot_at:
         for model, history in zip(models, histories):
             history.snapshots[plan.total] = _copy_state(model)
-    if bar is not None:
-        bar.close()
+    bar.close()
     return histories
 
 
@@ -385,8 +368,8 @@ def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettin
     data seed: the same minibatches, optimiser, schedule, penalties, evaluations and snapshots. Only
     the arithmetic is arranged differently. The ``N`` networks' weights are stacked into tensors of
     shape ``(N, *shape)``, and one step runs every layer once for all of them — a linear layer is
-    one batched product ``torch.baddbmm(b, x, Wᵀ)`` of inputs ``x`` of shape ``(N, batch, in)``, a
-    convolution one grouped convolution with ``N`` times the groups — then one optimiser step over
+    one batched product ``torch.baddbmm(b, W, h)`` of weights ``W`` (N, out, in) and activations
+    ``h`` (N, in, batch), a convolution one grouped convolution with ``N`` times the groups — then one optimiser step over
     the stacked tensors (Adam and SGD update every weight on its own, so stacking changes nothing).
     A small network leaves a CPU core mostly waiting on Python and on launching small kernels; ``N``
     of them at once keep it busy (the performance page measures the speed-up). The batched kernels
