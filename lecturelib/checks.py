@@ -138,6 +138,12 @@ def check_prediction(prediction: float | None, measured: float, *, tolerance: fl
     (tagged ``solution``) that sets it, then the cell that runs the experiment and calls this check;
     the student edition drops the solution cell, so the check reports *not attempted*.
     """
+    from ._checks import as_scalar
+
+    measured, tolerance, prediction = as_scalar(measured), as_scalar(tolerance), as_scalar(prediction)
+    for name, value in (("measured", measured), ("tolerance", tolerance)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or (name == "tolerance" and value < 0):
+            raise ValueError(f"{name} must be a {'non-negative ' if name == 'tolerance' else ''}number, got {value!r}")
     if prediction is None:
         raise NotAttempted(f"no prediction yet for {what}: replace None by your number, then run the cell.")
     if isinstance(prediction, bool) or not isinstance(prediction, (int, float)) or prediction != prediction:

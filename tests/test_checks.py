@@ -1219,6 +1219,13 @@ def test_a_wrong_prediction_fails_with_how_far_off_it_is(prediction, message):
     assert not isinstance(failure.value, checks.NotAttempted) and "\n" not in str(failure.value)
 
 
+def test_a_prediction_check_refuses_a_bad_measurement_or_tolerance():
+    with pytest.raises(ValueError, match="tolerance must be a non-negative number, got -0.1"):
+        checks.check_prediction(0.3, 0.3, tolerance=-0.1, what="x")
+    with pytest.raises(ValueError, match="measured must be a number, got None"):
+        checks.check_prediction(0.3, None, tolerance=0.1, what="x")
+
+
 def test_a_prediction_within_the_tolerance_passes_and_none_is_not_attempted(capsys):
     checks.check_prediction(0.33, 0.8 ** 5, tolerance=0.02, what="weights left")
     assert capsys.readouterr().out.startswith("✓ weights left: you predicted 0.33")
