@@ -321,3 +321,14 @@ def test_every_glossary_entry_is_a_key_term_where_it_is_introduced():
 def test_korean_term_check_on_synthetic_cells(markdown, ok):
     cells = [(0, "# Pruning in the title does not count"), (1, markdown)]
     assert (missing_korean(cells, _entry("pruning")) is None) == ok
+
+
+def test_every_term_link_names_a_glossary_entry():
+    """A ``{term}`` role in a chapter or page links to an entry of book/glossary.md (English or Korean name)."""
+    names = {n.lower() for e in glossary_entries() for n in e["english"] + e["korean"]}
+    texts = {f"notebooks/{c}.ipynb": "\n".join(s for _, s in _markdown_cells(c)) for c in CHAPTERS}
+    texts |= {p.relative_to(REPO).as_posix(): p.read_text(encoding="utf-8") for p in REPO.glob("book/*.md")
+              if p.name != "glossary.md"}   # the glossary's own text shows the role as an example
+    unknown = [f"{where}: {m.group(0)}" for where, text in texts.items() for m in _TERM_ROLE.finditer(text)
+               if (m.group(2) or m.group(1)).strip().lower() not in names]
+    assert not unknown, "links to no glossary entry:\n  " + "\n  ".join(unknown)
