@@ -22,10 +22,7 @@ _CPUINFO_KEYS = {"model name": "cpu_model", "vendor_id": "cpu_vendor", "cpu fami
 
 def usable_cores() -> int:
     """Return the number of cores this process may use (its CPU affinity where the OS reports one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not available on macOS / Windows
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def machine_class() -> str:
@@ -64,11 +61,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
     Raises:
         TypeError / ValueError: ``n`` is not a positive int (before anything is changed).
     """
-    if n is not None:
-        n = check_positive_int("threads", n)
     before = torch.get_num_threads()
     if n is not None:
-        torch.set_num_threads(n)
+        torch.set_num_threads(check_positive_int("threads", n))
     try:
         yield
     finally:
