@@ -797,7 +797,20 @@ def _pruned_share(mask: dict[str, torch.Tensor]) -> float:
     return sum(int((~m).sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
 
 
+def _on_one_thread(check: Callable) -> Callable:
+    """Run a check of tiny networks on one PyTorch thread (restored after): on a busy machine two threads make tiny steps many times slower."""
+    @functools.wraps(check)
+    def on_one_thread(*args, **kwargs):
+        from .machine import torch_threads
+
+        with torch_threads(1):
+            return check(*args, **kwargs)
+
+    return on_one_thread
+
+
 @_recorded
+@_on_one_thread
 def check_pruned_accuracies(fn: Callable) -> None:
     """Check ``fn(model, data, ratios)``: the test accuracy (a fraction) of the trained ``model`` pruned by
     global magnitude (one threshold over all layers) to each ratio, without retraining; ``model`` unchanged.
@@ -843,6 +856,7 @@ def check_pruned_accuracies(fn: Callable) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_remove_channels(fn: Callable) -> None:
     """Check ``fn(layer, next_layer, keep)``: new copies of ``layer`` with only its output channels ``keep`` (weight
     rows and bias entries) and of ``next_layer`` with only those input channels; when the removed channels were
@@ -935,6 +949,7 @@ def check_remove_channels(fn: Callable) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_iterative_prune(fn: Callable) -> None:
     """Check ``fn(model, data, final_sparsity, rounds, finetune_iterations)``: iterative global magnitude pruning of
     ``model`` in place, each round pruning the same fraction of the remaining weights (ending exactly at
@@ -988,6 +1003,7 @@ def check_iterative_prune(fn: Callable) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_find_ticket(fn: Callable) -> None:
     """Check ``fn(model, data, rounds, rate, iterations)``: IMP with reset on ``model`` (at its initialisation W_0) —
     train ``iterations`` steps, prune ``rate`` of each layer's surviving weights by magnitude, reset the survivors
@@ -1038,6 +1054,7 @@ def check_find_ticket(fn: Callable) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_random_reinit(fn: Callable) -> None:
     """Check ``fn(make_model, mask, seed)``: the random re-initialisation control — ``make_model(seed)``, a fresh
     draw of the architecture, with the weights ``mask`` prunes set to 0 (biases and kept weights as drawn);
@@ -1087,6 +1104,7 @@ def check_random_reinit(fn: Callable) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_error_barrier(fn: Callable) -> None:
     """Check ``fn(model, state_a, state_b, data, alphas)``: ``(barrier, errors)`` — the test error (1 - accuracy, a
     fraction) of the network at each ``alpha`` on the line ``(1 - alpha) state_a + alpha state_b``, and the barrier
