@@ -173,6 +173,8 @@ x = torch.randn(N, B, n_in)                  # each network's own minibatch
 one_by_one = torch.stack([x[i] @ W[i].T + b[i] for i in range(N)])   # N small products
 together = torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))       # one batched product
 assert torch.allclose(one_by_one, together, atol=1e-4)
+columns = torch.baddbmm(b.unsqueeze(2), W, x.transpose(1, 2))         # the same, as columns (N, n_out, B)
+assert torch.allclose(together, columns.transpose(1, 2), atol=1e-4)
 """
 
 
@@ -186,7 +188,9 @@ def _train_many(tm: Mapping) -> list[str]:
              "```python", *TRAIN_MANY_SNIPPET.rstrip("\n").splitlines(), "```", "",
              "The backward pass gives each network the gradient of its own loss (the losses are summed, and no weight is "
              "shared), and Adam or SGD update every weight on its own, so one optimiser over the stacked tensors takes N "
-             "independent steps; a mask is stacked the same way. `lecturelib.training.train_many(models, data, masks=…, "
+             "independent steps; a mask is stacked the same way. Between linear layers `train_many` keeps the activations "
+             "as columns, the last form above: it multiplies each `W` as stored, so neither the product nor its gradient "
+             "copies a transposed weight. `lecturelib.training.train_many(models, data, masks=…, "
              "data_seeds=…)` does this for the course's networks (a convolution becomes one grouped convolution) and ends "
              "where N calls of `train` end, to float rounding. The experiment runner uses it for the random "
              "re-initialisations of every seed and pruning level (one call) and for the two copies of each stability "
