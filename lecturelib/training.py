@@ -302,9 +302,11 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
     weights = [param for name, param in params.items() if name.endswith("weight")]
     histories = [History() for _ in models]
     running, count = [0.0] * n, 0
-    from tqdm.auto import tqdm
+    bar = None   # a bar only when asked: an experiment draws one over all its trainings (listening_to_steps)
+    if settings.progress:
+        from tqdm.auto import tqdm
 
-    bar = tqdm(total=plan.total, desc="training" if n == 1 else f"training {n} networks", leave=False, disable=not settings.progress)
+        bar = tqdm(total=plan.total, desc="training" if n == 1 else f"training {n} networks", leave=False)
     for model in models:
         model.train()
     for step in range(plan.total):
@@ -330,7 +332,8 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
         opt.step()
         schedule.step()
         _zero_pruned(pruned, keeps)
-        bar.update()
+        if bar is not None:
+            bar.update()
         for callback in _STEP_LISTENERS:
             callback(n)
         if (step + 1) % plan.eval_every == 0 or step + 1 == plan.total:
@@ -340,7 +343,8 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
     if plan.total in settings.snapshot_at:
         for model, history in zip(models, histories):
             history.snapshots[plan.total] = _copy_state(model)
-    bar.close()
+    if bar is not None:
+        bar.close()
     return histories
 
 
