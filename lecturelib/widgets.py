@@ -29,18 +29,22 @@ from . import plots, pruning
 
 
 def _slider_demo(draw, slider: ipywidgets.widgets.ValueWidget) -> ipywidgets.VBox:
-    """Return ``VBox([slider, output])`` whose ``update(value)`` redraws ``draw(value)`` into the output."""
-    output = ipywidgets.Output()
+    """Return ``VBox([slider, image])`` whose ``update(value)`` redraws ``draw(value)`` into the image.
+
+    The figure is shown as a PNG in an ``ipywidgets.Image``, not captured by an ``Output`` widget:
+    a headless runner (nbclient, nbval) can wait forever on an ``Output`` widget's captured messages
+    (jupyter/nbclient#312; seen here on a loaded machine), while an image is one state update.
+    """
+    image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%"))
 
     def update(value):
-        with output:
-            output.clear_output(wait=True)
-            fig = draw(value)
-            plt.show()
+        fig = draw(value)
+        image.value = _png(fig, None)
+        plt.close(fig)
         box.figure = fig
         return fig
 
-    box = ipywidgets.VBox([slider, output])
+    box = ipywidgets.VBox([slider, image])
     slider.observe(lambda change: update(change["new"]), names="value")
     box.update = update
     box.draw, box.slider = draw, slider   # what twin() needs to precompute the frames
@@ -229,10 +233,15 @@ def _slider_values(slider: ipywidgets.widgets.ValueWidget) -> tuple[list, list[s
     return values, [format(v, slider.readout_format) for v in values]
 
 
-def _png_data_uri(fig: plt.Figure, dpi: int) -> str:
+def _png(fig: plt.Figure, dpi: int | None) -> bytes:
+    """The figure as PNG bytes (``dpi=None``: the style's ``savefig.dpi``), cropped to its content, no timestamp."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    fig.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure", bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _png_data_uri(fig: plt.Figure, dpi: int) -> str:
+    return "data:image/png;base64," + base64.b64encode(_png(fig, dpi)).decode("ascii")
 
 
 def _title(fig: plt.Figure) -> str:
