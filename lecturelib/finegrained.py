@@ -16,7 +16,7 @@ from torch import nn
 
 from ._checks import check_positive_int
 from .pruning import Mask, apply_mask, layerwise_magnitude_mask, prunable_names
-from .training import clone_model
+from .training import clone_model, evaluate
 
 MOMENTUM = 0.9   # the SGD momentum of finetune_with_mask (momentum is what revives pruned weights when the mask is not re-applied)
 
@@ -53,14 +53,9 @@ def finetune_with_mask(model: nn.Module, mask: Mask, x: torch.Tensor, y: torch.T
     return model
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Return the fraction of ``x`` ``(N, ...)`` that ``model`` (in eval mode) classifies as ``y``."""
-    was_training = model.training
-    model.eval()
-    correct = float((model(x).argmax(1) == y).float().mean())
-    model.train(was_training)
-    return correct
+    """Return the fraction of ``x`` ``(N, ...)`` that ``model`` (in eval mode, then restored) classifies as ``y``: :func:`lecturelib.training.evaluate`'s accuracy."""
+    return evaluate(model, x, y)[1]
 
 
 def sensitivity_scan(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sparsities: Sequence[float]) -> dict[str, list[float]]:
