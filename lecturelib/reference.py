@@ -14,16 +14,17 @@ own cases, and a chapter whose exercise was skipped can run on the reference ins
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .data import Dataset
-from .iterative import sparsity_schedule
-from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, layerwise_magnitude_mask
-from .training import clone_model, evaluate, train
+from .iterative import prune_finetune_loop, sparsity_schedule
+from .lottery import iterative_magnitude_pruning
+from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask
+from .structured import sliced_layer
+from .training import clone_model, evaluate
 
 
 def pruned_accuracies(model: nn.Module, data: Dataset, ratios: Sequence[float]) -> list[float]:
@@ -39,7 +40,6 @@ def pruned_accuracies(model: nn.Module, data: Dataset, ratios: Sequence[float]) 
     return accuracies
 
 
-@torch.no_grad()
 def remove_channels(layer: nn.Module, next_layer: nn.Module, keep: torch.Tensor) -> tuple[nn.Module, nn.Module]:
     """Return new copies of ``layer`` with only its output channels (rows) ``keep`` and of ``next_layer`` with only those input channels.
 
@@ -47,18 +47,11 @@ def remove_channels(layer: nn.Module, next_layer: nn.Module, keep: torch.Tensor)
     outputs directly, through channel-wise layers such as ReLU or pooling at most); ``keep`` is a
     sorted 1-D tensor of channel indices. The bias of a removed channel goes with it. When the removed
     channels were zero (weights and bias), the smaller pair computes what the original pair computes.
-    The given layers are not changed. :func:`lecturelib.structured.prune_channels` does this for a whole network.
+    The given layers are not changed. :func:`lecturelib.structured.prune_channels` does this for a whole network,
+    with the same :func:`lecturelib.structured.sliced_layer`.
     """
     keep = torch.as_tensor(keep).long()
-    smaller, after = copy.deepcopy(layer), copy.deepcopy(next_layer)
-    smaller.weight = nn.Parameter(layer.weight.detach()[keep].clone())
-    if layer.bias is not None:
-        smaller.bias = nn.Parameter(layer.bias.detach()[keep].clone())
-    after.weight = nn.Parameter(next_layer.weight.detach()[:, keep].clone())
-    for module, attribute in ((smaller, "out_channels"), (smaller, "out_features"), (after, "in_channels"), (after, "in_features")):
-        if hasattr(module, attribute):
-            setattr(module, attribute, len(keep))
-    return smaller, after
+    return sliced_layer(layer, out_idx=keep), sliced_layer(next_layer, in_idx=keep)
 
 
 def iterative_prune(model: nn.Module, data: Dataset, final_sparsity: float, rounds: int, finetune_iterations: int) -> list[Mask]:
@@ -67,15 +60,11 @@ def iterative_prune(model: nn.Module, data: Dataset, final_sparsity: float, roun
     Round ``r`` (1, 2, …) prunes to the ``r``-th sparsity of :func:`lecturelib.iterative.sparsity_schedule`
     (the same fraction of the remaining weights every round; pruned weights stay pruned), then fine-tunes
     for ``finetune_iterations`` steps of :func:`lecturelib.training.train` with its defaults, the mask and
-    ``data_seed=r``: the loop of :func:`lecturelib.iterative.prune_finetune_loop` with ``scope="global"``.
+    ``data_seed=r``: :func:`lecturelib.iterative.prune_finetune_loop` with ``scope="global"``, which runs it.
     """
-    masks, mask = [], None
-    for r, target in enumerate(sparsity_schedule(final_sparsity, rounds), start=1):
-        mask = global_magnitude_mask(model, target, current_mask=mask)
-        apply_mask(model, mask)
-        train(model, data, iterations=finetune_iterations, mask=mask, data_seed=r)
-        masks.append(mask)
-    return masks
+    records = prune_finetune_loop(model, data, sparsity_schedule(final_sparsity, rounds), finetune_iterations=finetune_iterations,
+                                  scope="global")
+    return [record.mask for record in records[1:]]
 
 
 def find_ticket(model: nn.Module, data: Dataset, rounds: int, rate: float, iterations: int) -> list[Mask]:
@@ -84,17 +73,10 @@ def find_ticket(model: nn.Module, data: Dataset, rounds: int, rate: float, itera
     Train ``iterations`` steps (:func:`lecturelib.training.train`, its defaults) → prune ``rate`` of each
     layer's surviving weights by magnitude (after round ``r`` a fraction ``1 - (1 - rate) ** r`` of every
     layer is pruned) → reset the survivors to ``W_0`` → train with the mask → … ``model`` ends with the
-    last level's trained weights. :func:`lecturelib.lottery.iterative_magnitude_pruning` with ``k = 0`` runs it for many networks at once.
+    last level's trained weights: :func:`lecturelib.lottery.iterative_magnitude_pruning` with ``k = 0``, which runs it.
     """
-    initial = {name: value.detach().clone() for name, value in model.state_dict().items()}   # W_0
-    train(model, data, iterations=iterations)
-    masks, mask = [], None
-    for r in range(1, rounds + 1):
-        mask = layerwise_magnitude_mask(model, 1 - (1 - rate) ** r, current_mask=mask)   # prune the trained weights
-        model.load_state_dict(initial)                                                    # reset: W ← W_0
-        train(model, data, iterations=iterations, mask=mask)                              # train m ⊙ W_0
-        masks.append(mask)
-    return masks
+    run = iterative_magnitude_pruning([model], data, rounds=rounds, rate=rate, train_kwargs={"iterations": iterations})[0]
+    return [level.mask for level in run.levels[1:]]
 
 
 def random_reinit(make_model: Callable[[int], nn.Module], mask: Mask, seed: int) -> nn.Module:

@@ -195,13 +195,13 @@ def prune_channels(model: nn.Sequential, keep: Mapping[str, torch.Tensor | Itera
             if flat_keep is not None:
                 raise TypeError(f"prune_channels cannot follow a Flatten into a convolution ({name!r})")
             out_idx = keep_idx.get(name)
-            new = _sliced_conv(module, incoming, out_idx)
+            new = sliced_layer(module, in_idx=incoming, out_idx=out_idx)
             incoming, n_channels = out_idx, module.out_channels
         elif isinstance(module, nn.Flatten):
             if incoming is not None:
                 flat_keep = incoming  # expanded to features by the next Linear, which knows H*W
             incoming = None
-            new = _copy(module)
+            new = copy.deepcopy(module)
         elif isinstance(module, nn.Linear):
             in_idx = None
             if flat_keep is not None:
@@ -214,9 +214,9 @@ def prune_channels(model: nn.Sequential, keep: Mapping[str, torch.Tensor | Itera
                 flat_keep = None
             elif incoming is not None:
                 raise TypeError(f"prune_channels found Linear {name!r} on pruned channels without a Flatten before it")
-            new = _sliced_linear(module, in_idx)
+            new = sliced_layer(module, in_idx=in_idx)
         elif isinstance(module, _CHANNELWISE):
-            new = _copy(module)
+            new = copy.deepcopy(module)
         else:
             raise TypeError(
                 f"prune_channels cannot slice layer {name!r} of type {type(module).__name__}; supported: Conv2d, Linear, "
@@ -259,35 +259,24 @@ def _keep_indices(model: nn.Sequential, keep) -> dict[str, torch.Tensor]:
     return result
 
 
-def _sliced_conv(conv: nn.Conv2d, in_idx: torch.Tensor | None, out_idx: torch.Tensor | None) -> nn.Conv2d:
-    weight = conv.weight.detach()
-    bias = conv.bias.detach() if conv.bias is not None else None
+def sliced_layer(layer: nn.Module, *, in_idx: torch.Tensor | None = None, out_idx: torch.Tensor | None = None) -> nn.Module:
+    """Return a copy of ``layer`` (``nn.Conv2d`` or ``nn.Linear``) with only the input channels ``in_idx`` (weight
+    columns) and the output channels ``out_idx`` (weight rows and bias entries); ``None`` keeps all. ``layer`` is not changed.
+
+    Examples:
+        >>> sliced_layer(nn.Linear(5, 4), in_idx=torch.tensor([0, 2]), out_idx=torch.tensor([1]))
+        Linear(in_features=2, out_features=1, bias=True)
+    """
+    weight, bias = layer.weight.detach(), None if layer.bias is None else layer.bias.detach()
     if in_idx is not None:
         weight = weight[:, in_idx.to(weight.device)]
     if out_idx is not None:
-        weight = weight[out_idx.to(weight.device)]
-        bias = bias[out_idx.to(bias.device)] if bias is not None else None
-    new = nn.Conv2d(
-        weight.shape[1], weight.shape[0], conv.kernel_size, stride=conv.stride, padding=conv.padding,
-        dilation=conv.dilation, bias=bias is not None, padding_mode=conv.padding_mode,
-        device=weight.device, dtype=weight.dtype,
-    )
-    new.weight.copy_(weight)
+        weight, bias = weight[out_idx.to(weight.device)], None if bias is None else bias[out_idx.to(bias.device)]
+    new = copy.deepcopy(layer)
+    new.weight = nn.Parameter(weight.clone())
     if bias is not None:
-        new.bias.copy_(bias)
+        new.bias = nn.Parameter(bias.clone())
+    sizes = ("in_channels", "out_channels") if isinstance(layer, nn.Conv2d) else ("in_features", "out_features")
+    for size, value in zip(sizes, weight.shape[1::-1]):
+        setattr(new, size, value)
     return new
-
-
-def _sliced_linear(linear: nn.Linear, in_idx: torch.Tensor | None) -> nn.Linear:
-    weight = linear.weight.detach()
-    if in_idx is not None:
-        weight = weight[:, in_idx.to(weight.device)]
-    new = nn.Linear(weight.shape[1], weight.shape[0], bias=linear.bias is not None, device=weight.device, dtype=weight.dtype)
-    new.weight.copy_(weight)
-    if linear.bias is not None:
-        new.bias.copy_(linear.bias.detach())
-    return new
-
-
-def _copy(module: nn.Module) -> nn.Module:
-    return copy.deepcopy(module)
