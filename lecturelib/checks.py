@@ -68,13 +68,71 @@ def _passed(what: str, cases: int) -> None:
     print(f"✓ {what}: all {cases} cases pass.")
 
 
-def _call(fn: Callable, case: str, *args):
+def _call(fn: Callable, case: str, *args, unchanged: str = ""):
+    """Return ``fn(*args)``: a ``NotImplementedError`` is *not attempted*, any other exception a failure on ``case``.
+
+    With ``unchanged``, the tensors, dicts of tensors and modules among ``args`` must be as they were, or the
+    check fails with ``f"{case}: {unchanged}"`` (``{n}`` in it: how many entries changed).
+    """
+    before = _state(args) if unchanged else None
     try:
-        return fn(*args)
+        result = fn(*args)
     except NotImplementedError:
         raise NotAttempted(f"{fn.__name__} is not implemented yet: replace `raise NotImplementedError` with your code.") from None
     except Exception as error:  # the student's code crashed: say on which case
         raise CheckFailed(f"{fn.__name__} raised {type(error).__name__}: {error} — on the case {case}.") from None
+    if unchanged and (n := _changed(args, before)):
+        raise CheckFailed(f"{case}: {unchanged.replace('{n}', str(n))}")
+    return result
+
+
+def _state(value):
+    """A copy of the tensors in ``value`` (a tensor, a module's ``state_dict``, or dicts, lists and tuples of them;
+    anything else is ``None``), for :func:`_changed` to compare with later."""
+    if isinstance(value, torch.nn.Module):
+        return _state(value.state_dict())
+    if isinstance(value, dict):
+        return {name: _state(v) for name, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_state(v) for v in value]
+    return value.detach().cpu().clone() if isinstance(value, torch.Tensor) else None
+
+
+def _changed(value, before) -> int:
+    """How many entries of ``value`` differ from ``before``, its :func:`_state` (a tensor of another shape, or a missing one, counts whole)."""
+    value = value.state_dict() if isinstance(value, torch.nn.Module) else value
+    if isinstance(before, dict):
+        return sum(_changed(value[name], b) if name in value else _changed(None, b) for name, b in before.items())
+    if isinstance(before, list):
+        return sum(_changed(v, b) for v, b in zip(value, before))
+    if before is None:
+        return 0
+    if not isinstance(value, torch.Tensor) or value.shape != before.shape:
+        return before.numel()
+    return int((value.detach().cpu() != before).sum())
+
+
+def _returns(result, kind: type | tuple[type, ...], what: str, fn: Callable, case: str, length: int | None = None):
+    """Return ``result`` if it is a ``kind`` (of ``length`` entries, when given); else fail: ``fn`` should return ``what``."""
+    if not isinstance(result, kind) or (length is not None and len(result) != length):
+        raise CheckFailed(f"{fn.__name__} should return {what}, got {type(result).__name__} — on the case {case}.")
+    return result
+
+
+def _truncation_hint(zeros: int, sparsity: float, n: int) -> str:
+    """The hint for ``int(sparsity * n)`` zeros instead of ``round(sparsity * n)`` (``""`` when that is not the mistake)."""
+    return f" — int() truncates {sparsity * n!r} to {int(sparsity * n)}; use round()" if zeros == int(sparsity * n) != round(sparsity * n) else ""
+
+
+def _regrown(params, mask) -> int:
+    """How many weights that ``mask`` prunes are non-zero in ``params`` (a module or ``{name: tensor}``)."""
+    params = dict(params.named_parameters()) if isinstance(params, torch.nn.Module) else params
+    return sum(int((params[name].detach().cpu()[~keep.bool().cpu()] != 0).sum()) for name, keep in mask.items())
+
+
+def _max_difference(model, reference) -> float:
+    """The largest difference between a parameter of ``model`` and the same parameter of ``reference``."""
+    return max(float((p.detach().cpu() - q.detach().cpu()).abs().max()) for p, q in zip(model.parameters(), reference.parameters()))
 
 
 def _expect_tensor(result, expected_shape, name: str, case: str) -> None:
@@ -178,21 +236,17 @@ def check_prune_smallest(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> N
     ]
     for w, sparsity in cases:
         case = f"w of length {len(w)}, sparsity={sparsity}"
-        original, given = w.clone(), w.clone()
-        result = _call(fn, case, given, sparsity)
-        if isinstance(given, torch.Tensor) and not torch.equal(given, original):
-            changed = int((given != original).sum())
-            raise CheckFailed(f"{case}: {changed} entries of the w you were given changed — you modified it in place. "
-                              "Return a copy (start from w.clone()) and leave w as it was.")
+        original = w
+        result = _call(fn, case, w.clone(), sparsity, unchanged="{n} entries of the w you were given changed — you modified it in place. "
+                       "Return a copy (start from w.clone()) and leave w as it was.")
         _expect_tensor(result, w.shape, fn.__name__, case)
         n_prune = round(sparsity * len(w))
         zeros = int((result == 0).sum())
         if zeros != n_prune:
-            product = sparsity * len(w)
             ties = int((original.abs() == original.abs().sort().values[max(n_prune - 1, 0)]).sum())
-            hint = (f" — int() truncates {product!r} to {int(product)}; use round()" if zeros == int(product) else
-                    f" — with {ties} weights of equal |w|, a threshold test |w| <= t prunes all of them; prune exactly "
-                    f"{n_prune} entries by position (argsort or topk)" if zeros > n_prune and ties > 1 else "")
+            hint = _truncation_hint(zeros, sparsity, len(w)) or (
+                f" — with {ties} weights of equal |w|, a threshold test |w| <= t prunes all of them; prune exactly "
+                f"{n_prune} entries by position (argsort or topk)" if zeros > n_prune and ties > 1 else "")
             raise CheckFailed(
                 f"{case}: {zeros} weights are zero, expected round({sparsity} * {len(w)}) = {n_prune} "
                 f"(sparsity {zeros / len(w):.0%} instead of {n_prune / len(w):.0%}){hint}."
@@ -281,10 +335,7 @@ def check_remove_output_units(fn: Callable[[torch.Tensor, torch.Tensor, int], tu
     ]
     for weight, bias, n_keep in cases:
         case = f"weight {tuple(weight.shape)}, n_keep={n_keep}"
-        result = _call(fn, case, weight.clone(), bias.clone(), n_keep)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed(f"{fn.__name__} should return a tuple (weight, bias), got {type(result).__name__} — on the case {case}.")
-        new_w, new_b = result
+        new_w, new_b = _returns(_call(fn, case, weight.clone(), bias.clone(), n_keep), tuple, "a tuple (weight, bias)", fn, case, length=2)
         if isinstance(new_w, torch.Tensor) and n_keep < len(weight) and new_w.shape == weight.shape:
             raise CheckFailed(
                 f"{case}: the weight still has shape {tuple(weight.shape)}. Zeroing rows does not remove them: "
@@ -369,17 +420,7 @@ def check_inverted_dropout(fn: Callable[[torch.Tensor, float, torch.Generator], 
         x = torch.ones(n)
         result = _call(fn, case, x.clone(), p, torch.Generator().manual_seed(0))
         _expect_tensor(result, x.shape, fn.__name__, case)
-        dropped = float((result == 0).float().mean())
-        if abs(dropped - p) > 0.01:
-            hint = " — did you drop with probability 1 - p (p is the probability to DROP)?" if abs(dropped - (1 - p)) < 0.01 else ""
-            raise CheckFailed(f"{case}: {dropped:.1%} of the entries are 0, expected about {p:.0%}{hint}")
-        alive = result[result != 0]
-        if len(alive) and not torch.allclose(alive, torch.full_like(alive, 1 / (1 - p)), rtol=1e-5):
-            value = float(alive.mean())
-            hint = (" — you multiplied by (1 - p) instead of dividing" if abs(value - (1 - p)) < 1e-4 else
-                    " — you forgot to scale the survivors" if abs(value - 1) < 1e-6 else "")
-            raise CheckFailed(f"{case}: survivors have value {value:.4f}, expected 1/(1-p) = {1 / (1 - p):.4f}{hint}; "
-                              "the scaling keeps the expected output equal to the input.")
+        _expect_inverted_dropout(result, p, case)
     x = torch.arange(1.0, 7.0)
     a = _call(fn, "two calls with the same generator seed", x.clone(), 0.5, torch.Generator().manual_seed(3))
     b = _call(fn, "two calls with the same generator seed", x.clone(), 0.5, torch.Generator().manual_seed(3))
@@ -390,6 +431,21 @@ def check_inverted_dropout(fn: Callable[[torch.Tensor, float, torch.Generator], 
     if not torch.allclose(a[kept], 2 * x[kept]):
         raise CheckFailed("on x = [1, …, 6] with p = 0.5 the survivors should be 2·x; each entry keeps its own value, scaled.")
     _passed(fn.__name__, len(cases) + 1)
+
+
+def _expect_inverted_dropout(out: torch.Tensor, p: float, case: str) -> None:
+    """Fail unless about a fraction ``p`` of ``out`` (dropout applied to ones) is 0 and every other entry is ``1 / (1 - p)``."""
+    dropped = float((out == 0).float().mean())
+    if abs(dropped - p) > 0.01:
+        hint = " — did you drop with probability 1 - p? p is the probability to DROP an entry, not to keep it" if abs(dropped - (1 - p)) < 0.01 else ""
+        raise CheckFailed(f"{case}: {dropped:.1%} of the entries are 0, expected about {p:.0%}{hint}.")
+    alive = out[out != 0]
+    if len(alive) and not torch.allclose(alive, torch.full_like(alive, 1 / (1 - p)), rtol=1e-5):
+        value = float(alive.mean())
+        hint = (" — you multiplied by (1 - p) instead of dividing by it" if abs(value - (1 - p)) < 1e-4 else
+                " — you forgot to scale the survivors by 1 / (1 - p)" if abs(value - 1) < 1e-6 else "")
+        raise CheckFailed(f"{case}: survivors have value {value:.4f}, expected 1/(1-p) = {1 / (1 - p):.4f}{hint}; "
+                          "the scaling keeps the expected output equal to the input.")
 
 
 @_recorded
@@ -411,14 +467,8 @@ def check_ticket_weights(fn: Callable[[dict, dict], dict]) -> None:
     ]
     for init, mask in cases:
         case = f"init_state with {sorted(init)}, mask over {sorted(mask)}"
-        init_copy = {k: v.clone() for k, v in init.items()}
-        mask_copy = {k: v.clone() for k, v in mask.items()}
-        result = _call(fn, case, init, mask)
-        if not isinstance(result, dict):
-            raise CheckFailed(f"{fn.__name__} should return a dict {{name: tensor}}, got {type(result).__name__} — on the case {case}.")
-        if any(not torch.equal(init[k], init_copy[k]) for k in init) or any(not torch.equal(mask[k], mask_copy[k]) for k in mask):
-            raise CheckFailed(f"{case}: you changed init_state or mask in place; IMP needs W_0 again at every round, "
-                              "so return new tensors (e.g. w * m) instead of modifying the inputs.")
+        result = _returns(_call(fn, case, init, mask, unchanged="you changed init_state or mask in place; IMP needs W_0 again at every round, "
+                                "so return new tensors (e.g. w * m) instead of modifying the inputs."), dict, "a dict {name: tensor}", fn, case)
         missing = sorted(set(init) - set(result))
         if missing:
             raise CheckFailed(f"{case}: the result lacks {missing}; entries the mask does not cover (biases…) must be kept, "
@@ -455,12 +505,8 @@ def check_interpolate(fn: Callable[[dict, dict, float], dict]) -> None:
     alphas = [0.0, 1.0, 0.25, 0.5]
     for alpha in alphas:
         case = f"alpha={alpha}"
-        a_copy, b_copy = {k: v.clone() for k, v in a.items()}, {k: v.clone() for k, v in b.items()}
-        result = _call(fn, case, a, b, alpha)
-        if not isinstance(result, dict):
-            raise CheckFailed(f"{fn.__name__} should return a dict {{name: tensor}}, got {type(result).__name__} — on the case {case}.")
-        if any(not torch.equal(a[k], a_copy[k]) or not torch.equal(b[k], b_copy[k]) for k in a):
-            raise CheckFailed(f"{case}: you changed state_a or state_b in place; build new tensors instead.")
+        result = _returns(_call(fn, case, a, b, alpha, unchanged="you changed state_a or state_b in place; build new tensors instead."),
+                          dict, "a dict {name: tensor}", fn, case)
         if set(result) != set(a):
             raise CheckFailed(f"{case}: the result holds {sorted(result)}, expected the same names as the states {sorted(a)}.")
         for name in ("fc.weight", "fc.bias"):
@@ -496,11 +542,8 @@ def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Te
         ("a fresh 8x8 mask, sparsity 0.9", torch.randn(8, 8, generator=generator), torch.ones(8, 8, dtype=torch.bool), 0.9),
     ]
     for case, weight, mask, target in cases:
-        w_before, m_before = weight.clone(), mask.clone()
-        result = _call(fn, case, weight, mask, target)
+        result = _call(fn, case, weight, mask, target, unchanged="you changed the weight or the old mask in place; return a new mask instead.")
         _expect_tensor(result, weight.shape, fn.__name__, case)
-        if not torch.equal(weight, w_before) or not torch.equal(mask, m_before):
-            raise CheckFailed(f"{case}: you changed the weight or the old mask in place; return a new mask instead.")
         keep = result.bool()
         back = int((keep & ~mask).sum())
         if back:
@@ -509,11 +552,9 @@ def check_update_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Te
         n_prune = round(target * weight.numel())
         zeros = int((~keep).sum())
         if zeros != n_prune:
-            product = target * weight.numel()
-            hint = (f"int() truncates {product!r} to {int(product)}; use round()" if zeros == int(product) else
-                    "the sparsity counts the weights pruned before, too")
+            hint = _truncation_hint(zeros, target, weight.numel()) or " — the sparsity counts the weights pruned before, too"
             raise CheckFailed(f"{case}: the new mask prunes {zeros} of {weight.numel()} weights, expected "
-                              f"round({target} * {weight.numel()}) = {n_prune} — {hint}.")
+                              f"round({target} * {weight.numel()}) = {n_prune}{hint}.")
         newly = mask & ~keep
         if newly.any() and (keep & mask).any() and weight.abs()[newly].max() > weight.abs()[keep].min():
             raise CheckFailed(f"{case}: a weight with |w| = {weight.abs()[newly].max():.3f} was pruned while one with "
@@ -614,11 +655,8 @@ def check_prune_by_contribution(fn: Callable[[torch.Tensor, torch.Tensor, float]
          torch.tensor([1.0, 1.0, 0.2]), torch.tensor([[0.0, 1.5, 1.0]] * 3 + [[4.0, 1.5, 1.0]]), 0.67),
     ]
     for case, w, x, sparsity in cases:
-        w_given, x_given = w.clone(), x.clone()
-        result = _call(fn, case, w_given, x_given, sparsity)
-        if not torch.equal(w_given, w) or not torch.equal(x_given, x):
-            raise CheckFailed(f"{case}: the {'w' if not torch.equal(w_given, w) else 'x'} you were given changed — you modified it "
-                              "in place. Return a copy (start from w.clone()).")
+        result = _call(fn, case, w.clone(), x.clone(), sparsity,
+                       unchanged="the w or x you were given changed — you modified it in place. Return a copy (start from w.clone()).")
         _expect_tensor(result, w.shape, fn.__name__, case)
         expected = prune_by_contribution(w, x, sparsity)
         if torch.equal(result, expected):
@@ -626,8 +664,8 @@ def check_prune_by_contribution(fn: Callable[[torch.Tensor, torch.Tensor, float]
         n_prune = round(sparsity * len(w))
         zeros = int((result == 0).sum())
         if zeros != n_prune:
-            hint = (f" — int() truncates {sparsity * len(w)!r} to {int(sparsity * len(w))}; use round()" if zeros == int(sparsity * len(w)) else "")
-            raise CheckFailed(f"{case}: {zeros} weights are zero, expected round({sparsity} * {len(w)}) = {n_prune}{hint}.")
+            raise CheckFailed(f"{case}: {zeros} weights are zero, expected round({sparsity} * {len(w)}) = {n_prune}"
+                              f"{_truncation_hint(zeros, sparsity, len(w))}.")
         kept = result != 0
         if not torch.equal(result[kept], w[kept]):
             raise CheckFailed(f"{case}: some kept weights changed value; pruning only sets weights to 0.")
@@ -665,10 +703,8 @@ def check_hidden_apoz(fn: Callable) -> None:
         ("a 5 -> 6 -> 3 MLP, x (7, 5)", models.mlp((5,), 3, hidden=(6,), seed=2), torch.randn(7, 5, generator=generator) + 0.5),
     ]
     for case, model, x in cases:
-        state = {k: v.clone() for k, v in model.state_dict().items()}
-        result = _call(fn, case, model, x.clone())
-        if any(not torch.equal(state[k], v) for k, v in model.state_dict().items()):
-            raise CheckFailed(f"{case}: the model's weights changed; measuring APoZ only runs the model (under torch.no_grad()).")
+        result = _call(fn, case, model, x.clone(), unchanged="the model's weights (or x) changed; measuring APoZ only runs the model "
+                       "(under torch.no_grad()).")
         units = model.fc1.out_features
         if isinstance(result, torch.Tensor) and result.shape == (len(x),) and len(x) != units:
             raise CheckFailed(f"{case}: you returned one number per input ({len(x)}); APoZ is one number per hidden unit "
@@ -706,10 +742,7 @@ def check_hole_change(fn: Callable[[torch.Tensor, torch.Tensor], dict]) -> None:
         ("a 30x20 layer, 80 % pruned, retrained = pruned (nothing changed)", pruned, pruned.clone()),
     ]
     for case, before, after in cases:
-        given_before, given_after = before.clone(), after.clone()
-        result = _call(fn, case, given_before, given_after)
-        if not torch.equal(given_before, before) or not torch.equal(given_after, after):
-            raise CheckFailed(f"{case}: you changed the tensors you were given in place; measure on copies.")
+        result = _call(fn, case, before.clone(), after.clone(), unchanged="you changed the tensors you were given in place; measure on copies.")
         if not isinstance(result, dict) or set(result) != {"threshold", "refilled", "p99_growth"}:
             got = sorted(result) if isinstance(result, dict) else type(result).__name__
             raise CheckFailed(f"{fn.__name__} should return a dict with the keys ['p99_growth', 'refilled', 'threshold'], got {got} — on the case {case}.")
@@ -760,23 +793,13 @@ def _tiny_mlp(seed: int, hidden=(16, 8)):
     return mlp((16,), 4, hidden=hidden, seed=seed)
 
 
-def _trained_tiny(seed: int, steps: int, hidden=(16, 8)):
+def _trained_tiny(seed: int, steps: int, hidden=(16, 8), data=None):
+    """``(model, data)``: :func:`_tiny_mlp` ``(seed, hidden)`` trained ``steps`` steps on ``data`` (default :func:`_tiny_data` ``(seed)``)."""
     from .training import train
 
-    data, model = _tiny_data(seed), _tiny_mlp(seed, hidden)
+    data, model = _tiny_data(seed) if data is None else data, _tiny_mlp(seed, hidden)
     train(model, data, iterations=steps, lr=1e-2, data_seed=seed, device="cpu")
     return model, data
-
-
-def _state(model) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in model.state_dict().items()}
-
-
-def _changed(model, before: dict[str, torch.Tensor]) -> int:
-    """How many entries of ``model``'s state differ from ``before`` (a tensor of another shape counts whole)."""
-    now = model.state_dict()
-    return sum(before[name].numel() if name not in now or now[name].shape != before[name].shape
-               else int((now[name].detach().cpu() != before[name]).sum()) for name in before)
 
 
 def _expect_masks(result, rounds: int, names: list[str], name: str, case: str) -> list[dict[str, torch.Tensor]]:
@@ -791,10 +814,6 @@ def _expect_masks(result, rounds: int, names: list[str], name: str, case: str) -
             raise CheckFailed(f"{case}: the mask of round {r} covers {sorted(mask)}, expected the weights {names} "
                               "(the masks lecturelib.pruning makes: every Linear/Conv weight, no biases).")
     return [{k: v.bool().cpu() for k, v in mask.items()} for mask in result]
-
-
-def _pruned_share(mask: dict[str, torch.Tensor]) -> float:
-    return sum(int((~m).sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
 
 
 def _on_one_thread(check: Callable) -> Callable:
@@ -817,6 +836,8 @@ def check_pruned_accuracies(fn: Callable) -> None:
 
     Compared with :func:`lecturelib.reference.pruned_accuracies` on three small trained networks.
     """
+    import dataclasses
+
     from . import reference
     from .pruning import apply_mask, layerwise_magnitude_mask
     from .training import clone_model, evaluate
@@ -825,12 +846,9 @@ def check_pruned_accuracies(fn: Callable) -> None:
     for seed, hidden, ratios in cases:
         model, data = _trained_tiny(seed, 60, hidden)
         case = f"a trained MLP with hidden layers {hidden} (seed {seed}), ratios {ratios}"
-        before = _state(model)
         expected = reference.pruned_accuracies(model, data, ratios)
-        result = _call(fn, case, model, data, list(ratios))
-        if _changed(model, before):
-            raise CheckFailed(f"{case}: {_changed(model, before)} weights of the model you were given changed — you pruned it in "
-                              "place. Prune a copy at each ratio (training.clone_model(model)) and leave the trained model as it was.")
+        result = _call(fn, case, model, data, list(ratios), unchanged="{n} weights of the model you were given changed — you pruned it in "
+                       "place. Prune a copy at each ratio (training.clone_model(model)) and leave the trained model as it was.")
         try:
             got = [float(v) for v in result]
         except (TypeError, ValueError):
@@ -842,8 +860,7 @@ def check_pruned_accuracies(fn: Callable) -> None:
             if abs(g - e) <= 1e-6:
                 continue
             layerwise = evaluate(apply_mask(clone_model(model), layerwise_magnitude_mask(model, ratio)), data.x_test, data.y_test)[1]
-            on_train = reference.pruned_accuracies(model, type(data)(data.name, data.x_train, data.y_train, data.x_val, data.y_val,
-                                                                   data.x_train, data.y_train, data.num_classes), [ratio])[0]
+            on_train = reference.pruned_accuracies(model, dataclasses.replace(data, x_test=data.x_train, y_test=data.y_train), [ratio])[0]
             hint = (" — that is the error 1 - accuracy; return the accuracy" if abs(g - (1 - e)) <= 1e-6 else
                     " — that is a percentage; return a fraction in [0, 1]" if abs(g - 100 * e) <= 1e-4 else
                     " — you pruned each layer to the ratio separately; the curve prunes globally, one magnitude threshold "
@@ -864,25 +881,20 @@ def check_remove_channels(fn: Callable) -> None:
     with and without bias) and Linear → Linear; the given layers must not change."""
     from torch import nn
 
-    def conv(seed, *args, **kwargs):
-        torch.manual_seed(seed)
-        return nn.Conv2d(*args, **kwargs)
+    from .models import _seeded
 
-    def linear(seed, *args, **kwargs):
-        torch.manual_seed(seed)
-        return nn.Linear(*args, **kwargs)
+    def seeded(layer, seed, *args, **kwargs):   # the same layer at every call; the global generator is left alone
+        with _seeded(seed):
+            return layer(*args, **kwargs)
 
-    state = torch.random.get_rng_state()
-    try:
-        cases = [
-            ("Conv2d(3, 6, 3, padding=1) → Conv2d(6, 8, 3)", conv(0, 3, 6, 3, padding=1), conv(1, 6, 8, 3), [0, 2, 3, 5], (2, 3, 9, 9)),
-            ("Linear(10, 8) → Linear(8, 3)", linear(2, 10, 8), linear(3, 8, 3), [1, 4, 5, 7], (4, 10)),
-            ("Conv2d(2, 4, 1, bias=False) → Conv2d(4, 3, 3, padding=1)", conv(4, 2, 4, 1, bias=False), conv(5, 4, 3, 3, padding=1), [3], (2, 2, 6, 6)),
-            ("Conv2d(2, 6, 5, stride=2, padding=2) → Conv2d(6, 4, 3, padding=1)", conv(6, 2, 6, 5, stride=2, padding=2),
-             conv(7, 6, 4, 3, padding=1), [0, 1, 4], (2, 2, 11, 11)),
-        ]
-    finally:
-        torch.random.set_rng_state(state)
+    conv, linear = functools.partial(seeded, nn.Conv2d), functools.partial(seeded, nn.Linear)
+    cases = [
+        ("Conv2d(3, 6, 3, padding=1) → Conv2d(6, 8, 3)", conv(0, 3, 6, 3, padding=1), conv(1, 6, 8, 3), [0, 2, 3, 5], (2, 3, 9, 9)),
+        ("Linear(10, 8) → Linear(8, 3)", linear(2, 10, 8), linear(3, 8, 3), [1, 4, 5, 7], (4, 10)),
+        ("Conv2d(2, 4, 1, bias=False) → Conv2d(4, 3, 3, padding=1)", conv(4, 2, 4, 1, bias=False), conv(5, 4, 3, 3, padding=1), [3], (2, 2, 6, 6)),
+        ("Conv2d(2, 6, 5, stride=2, padding=2) → Conv2d(6, 4, 3, padding=1)", conv(6, 2, 6, 5, stride=2, padding=2),
+         conv(7, 6, 4, 3, padding=1), [0, 1, 4], (2, 2, 11, 11)),
+    ]
     for name, layer, after, keep_list, x_shape in cases:
         keep = torch.tensor(keep_list)
         case = f"{name}, keep={keep_list}"
@@ -891,14 +903,11 @@ def check_remove_channels(fn: Callable) -> None:
             layer.weight[removed] = 0
             if layer.bias is not None:
                 layer.bias[removed] = 0
-        before = [_state(layer), _state(after)]
         x = torch.randn(*x_shape, generator=torch.Generator().manual_seed(len(keep_list)))
         with torch.no_grad():
             expected = after(torch.relu(layer(x)))
-        result = _call(fn, case, layer, after, keep.clone())
-        if _changed(layer, before[0]) or _changed(after, before[1]):
-            raise CheckFailed(f"{case}: you changed the layers you were given; build new ones (copy.deepcopy, or new "
-                              "nn.Conv2d / nn.Linear) and leave the originals as they were.")
+        result = _call(fn, case, layer, after, keep.clone(), unchanged="you changed the layers you were given; build new ones "
+                       "(copy.deepcopy, or new nn.Conv2d / nn.Linear) and leave the originals as they were.")
         if not isinstance(result, tuple) or len(result) != 2 or not all(isinstance(m, nn.Module) for m in result):
             raise CheckFailed(f"{fn.__name__} should return a tuple (smaller layer, smaller next layer) of nn.Modules, "
                               f"got {type(result).__name__} — on the case {case}.")
@@ -957,7 +966,7 @@ def check_iterative_prune(fn: Callable) -> None:
     ``data_seed=r`` in round ``r``; returns the ``rounds`` masks. Compared with :func:`lecturelib.reference.iterative_prune`."""
     from . import reference
     from .iterative import sparsity_schedule
-    from .pruning import prunable_names
+    from .pruning import prunable_names, sparsity
     from .training import clone_model
 
     cases = [(0, 0.875, 3, 10), (1, 0.9, 2, 12), (2, 0.5, 1, 15)]
@@ -970,8 +979,8 @@ def check_iterative_prune(fn: Callable) -> None:
         masks = _expect_masks(result, rounds, prunable_names(model), fn.__name__, case)
         schedule = sparsity_schedule(final, rounds)
         for r, (mask, want, target) in enumerate(zip(masks, expected, schedule), start=1):
-            got = _pruned_share(mask)
-            if abs(got - _pruned_share(want)) > 1e-9:
+            got = sparsity(mask)
+            if abs(got - sparsity(want)) > 1e-9:
                 hint = (" — the rounds prune equal fractions of ALL weights (a linear schedule); each round must prune the same "
                         "fraction of the weights still remaining: use the sparsity schedule" if abs(got - final * r / rounds) < 0.01 and rounds > 1 else
                         " — you pruned to the final sparsity at once; round r prunes to the r-th sparsity of the schedule"
@@ -985,8 +994,7 @@ def check_iterative_prune(fn: Callable) -> None:
             if layer_got != layer_want and all(abs(v - target) <= 1 / mask[k].numel() + 1e-9 for k, v in layer_got.items()):
                 raise CheckFailed(f"{case}: after round {r} every layer is pruned alike, {layer_got}, expected {layer_want} — prune "
                                   "globally, one magnitude threshold over all layers (pruning.global_magnitude_mask), not layer by layer.")
-        regrown = sum(int((p.detach().cpu()[~masks[-1][k]] != 0).sum()) for k, p in model.named_parameters() if k in masks[-1])
-        if regrown:
+        if regrown := _regrown(model, masks[-1]):
             raise CheckFailed(f"{case}: after your function {regrown} weights that the last mask prunes are non-zero — fine-tuning "
                               "without the mask lets pruned weights grow back; train with mask=the round's mask.")
         for r, (mask, want) in enumerate(zip(masks, expected), start=1):
@@ -994,8 +1002,7 @@ def check_iterative_prune(fn: Callable) -> None:
                 raise CheckFailed(f"{case}: the mask of round {r} has the right sparsity but prunes other weights than lecturelib's "
                                   f"— round {r} prunes the smallest |w| of the weights as the previous round's fine-tuning left them "
                                   f"(fine-tune {steps} steps with data_seed=r after every round).")
-        off = max(float((p.detach().cpu() - q.detach().cpu()).abs().max()) for p, q in zip(model.parameters(), reference_model.parameters()))
-        if off > 1e-4:
+        if (off := _max_difference(model, reference_model)) > 1e-4:
             raise CheckFailed(f"{case}: the masks agree but the fine-tuned weights differ from lecturelib's by up to {off:.3g} — "
                               f"after each round r, fine-tune with training.train(model, data, iterations={steps}, mask=mask, "
                               "data_seed=r) and its default optimiser settings.")
@@ -1032,8 +1039,7 @@ def check_find_ticket(fn: Callable) -> None:
                                       f"({1 - (1 - rate) ** r:.1%}){hint}.")
             if r > 1 and any(bool((mask[k] & ~masks[r - 2][k]).any()) for k in mask):
                 raise CheckFailed(f"{case}: the mask of round {r} keeps weights that round {r - 1} had pruned — pass current_mask=.")
-        regrown = sum(int((p.detach().cpu()[~masks[-1][k]] != 0).sum()) for k, p in model.named_parameters() if k in masks[-1])
-        if regrown:
+        if regrown := _regrown(model, masks[-1]):
             raise CheckFailed(f"{case}: at the end {regrown} weights that the last mask prunes are non-zero — train every level "
                               "with mask=the level's mask, so pruned weights stay 0.")
         if any(not torch.equal(masks[0][k], expected[0][k]) for k in masks[0]):
@@ -1046,8 +1052,7 @@ def check_find_ticket(fn: Callable) -> None:
                                   "W_0, the weights the model had when your function was called (save a copy of "
                                   "model.state_dict() before training; not a fresh initialisation, not the trained weights), "
                                   "then train again with the mask.")
-        off = max(float((p.detach().cpu() - q.detach().cpu()).abs().max()) for p, q in zip(model.parameters(), reference_model.parameters()))
-        if off > 1e-4:
+        if (off := _max_difference(model, reference_model)) > 1e-4:
             raise CheckFailed(f"{case}: the masks are right but the model's final weights differ from lecturelib's by up to {off:.3g} "
                               f"— train the last level too ({iterations} steps from m ⊙ W_0) and leave the model there.")
     _passed(fn.__name__, len(cases))
@@ -1075,13 +1080,8 @@ def check_random_reinit(fn: Callable) -> None:
     for seed, sparsity, mask in cases:
         case = f"seed={seed}, a mask pruning {sparsity:.0%} of each weight"
         fresh = _state(make(seed))
-        mask_copy = {k: v.clone() for k, v in mask.items()}
-        result = _call(fn, case, make, mask, seed)
-        if any(not torch.equal(mask[k], mask_copy[k]) for k in mask):
-            raise CheckFailed(f"{case}: you changed the mask in place; the ticket needs it too.")
-        if not isinstance(result, nn.Module):
-            raise CheckFailed(f"{fn.__name__} should return the model (an nn.Module), got {type(result).__name__} — on the case {case}.")
-        state = result.state_dict()
+        result = _call(fn, case, make, mask, seed, unchanged="you changed the mask in place; the ticket needs it too.")
+        state = _returns(result, nn.Module, "the model (an nn.Module)", fn, case).state_dict()
         if set(state) != set(fresh):
             raise CheckFailed(f"{case}: the model holds {sorted(state)}, expected the architecture of make_model: {sorted(fresh)}.")
         for name, value in state.items():
@@ -1112,26 +1112,19 @@ def check_error_barrier(fn: Callable) -> None:
     import numpy as np
 
     from .stability import error_barrier, path_metrics
-    from .training import train
 
-    data = _tiny_data(3)
-    ends = []
-    for seed, steps in ((3, 40), (4, 15)):   # two networks from different inits, one trained longer: a barrier between them
-        model = _tiny_mlp(seed)
-        train(model, data, iterations=steps, lr=1e-2, data_seed=seed, device="cpu")
-        ends.append(_state(model))
+    data = _tiny_data(3)   # two networks from different inits, one trained longer: a barrier between them
+    ends = [_state(_trained_tiny(seed, steps, data=data)[0]) for seed, steps in ((3, 40), (4, 15))]
     cases = [("two networks from different inits, 11 alphas", ends[0], ends[1], [i / 10 for i in range(11)]),
              ("the same two networks, 5 alphas", ends[0], ends[1], [0.0, 0.25, 0.5, 0.75, 1.0]),
              ("a network and itself, 3 alphas", ends[0], ends[0], [0.0, 0.5, 1.0])]
     for case, a, b, alphas in cases:
-        a_copy, b_copy = {k: v.clone() for k, v in a.items()}, {k: v.clone() for k, v in b.items()}
+        before = _state([a, b])
         want_barrier, want = error_barrier(_tiny_mlp(0), a, b, data, alphas)
         result = _call(fn, case, _tiny_mlp(0), a, b, data, list(alphas))
-        if any(not torch.equal(a[k], a_copy[k]) or not torch.equal(b[k], b_copy[k]) for k in a):
+        if _changed([a, b], before):
             raise CheckFailed(f"{case}: you changed state_a or state_b in place; interpolate into new tensors.")
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed(f"{fn.__name__} should return a tuple (barrier, errors), got {type(result).__name__} — on the case {case}.")
-        got_barrier, errors = result
+        got_barrier, errors = _returns(result, tuple, "a tuple (barrier, errors)", fn, case, length=2)
         try:
             errors = np.asarray([float(e) for e in errors])
             got_barrier = float(got_barrier)
@@ -1176,21 +1169,10 @@ def check_dropout_module(cls: Callable[[float], torch.nn.Module]) -> None:
         x = torch.ones(100_000)
         layer.train()
         torch.manual_seed(0)
-        given = x.clone()
-        out = _call(layer, f"{case} in training mode on ones(100000)", given)
-        if not torch.equal(given, x):
-            raise CheckFailed(f"{case} in training mode changed its input in place; return a new tensor (x * keep / (1 - p)).")
+        out = _call(layer, f"{case} in training mode on ones(100000)", x.clone(), unchanged="changed its input in place; return a new "
+                    "tensor (x * keep / (1 - p)).")
         _expect_tensor(out, x.shape, case, "training mode on ones(100000)")
-        dropped = float((out == 0).float().mean())
-        if abs(dropped - p) > 0.01:
-            hint = " — p is the probability to DROP an entry, not to keep it" if abs(dropped - (1 - p)) < 0.01 else ""
-            raise CheckFailed(f"{case} in training mode: {dropped:.1%} of the entries are 0, expected about {p:.0%}{hint}.")
-        alive = out[out != 0]
-        if not torch.allclose(alive, torch.full_like(alive, 1 / (1 - p)), rtol=1e-5):
-            value = float(alive.mean())
-            hint = (" — you forgot to scale the survivors by 1 / (1 - p)" if abs(value - 1) < 1e-6 else
-                    " — multiply by 1 / (1 - p), not by (1 - p)" if abs(value - (1 - p)) < 1e-4 else "")
-            raise CheckFailed(f"{case} in training mode: survivors have value {value:.4f}, expected 1/(1-p) = {1 / (1 - p):.4f}{hint}.")
+        _expect_inverted_dropout(out, p, f"{case} in training mode")
         again = layer(x.clone())
         if torch.equal(again == 0, out == 0):
             raise CheckFailed(f"{case} in training mode: two calls dropped exactly the same entries. Dropout draws a new mask at "
@@ -1214,6 +1196,7 @@ def check_dropout_module(cls: Callable[[float], torch.nn.Module]) -> None:
 
 
 @_recorded
+@_on_one_thread
 def check_mc_dropout_average(fn: Callable) -> None:
     """Check ``fn(model, x, samples)``: the Monte-Carlo dropout prediction ``(N, classes)``, the mean of the softmax
     probabilities of ``samples`` forward passes with the dropout layers in training mode; the model's modes restored.
@@ -1231,16 +1214,6 @@ def check_mc_dropout_average(fn: Callable) -> None:
             model.fc3.weight.mul_(scale)   # sharp logits: the mean of softmaxes then differs from the softmax of the mean
         cases.append((f"an 8x8 -> 16 -> 8 -> 10 MLP with dropout 0.5 (logits x{scale:g}), x (10, 1, 8, 8), 300 samples",
                       model.eval(), torch.randn(10, 1, 8, 8, generator=generator)))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # 300 passes of a tiny network: threads only add overhead (and on a busy machine, a lot)
-    try:
-        _mc_cases(fn, cases, mc_dropout_average)
-    finally:
-        torch.set_num_threads(threads)
-    _passed(fn.__name__, len(cases))
-
-
-def _mc_cases(fn: Callable, cases: list, mc_dropout_average: Callable) -> None:
     for case, model, x in cases:
         modes = [m.training for m in model.modules()]
         torch.manual_seed(1)
@@ -1273,6 +1246,7 @@ def _mc_cases(fn: Callable, cases: list, mc_dropout_average: Callable) -> None:
         if off > 0.15:
             raise CheckFailed(f"{case}: the probabilities differ from lecturelib's Monte-Carlo average by up to {off:.3f}, "
                               "more than the sampling noise of 300 samples (0.15).")
+    _passed(fn.__name__, len(cases))
 
 
 def _small_mlp(seed: int, hidden=(12, 6), inputs: int = 6):
@@ -1295,9 +1269,7 @@ def check_prune_model(fn: Callable) -> None:
     for case, model, sparsity in cases:
         reference = clone_model(model)
         expected = prune_model(reference, sparsity)
-        result = _call(fn, case, model, sparsity)
-        if not isinstance(result, dict):
-            raise CheckFailed(f"{fn.__name__} should return the mask, a dict {{name: bool tensor}}, got {type(result).__name__} — on the case {case}.")
+        result = _returns(_call(fn, case, model, sparsity), dict, "the mask, a dict {name: bool tensor}", fn, case)
         if set(result) != set(expected):
             extra, missing = sorted(set(result) - set(expected)), sorted(set(expected) - set(result))
             hint = " — prune the weights only; the biases are few and stay dense" if any(n.endswith("bias") for n in extra) else ""
@@ -1310,13 +1282,12 @@ def check_prune_model(fn: Callable) -> None:
             got = got.bool()
             if not torch.equal(got, keep):
                 n, zeros, want = keep.numel(), int((~got).sum()), int((~keep).sum())
-                hint = (f" — int() truncates {sparsity * n!r} to {int(sparsity * n)}; use round()" if zeros == int(sparsity * n) != want else
+                hint = (_truncation_hint(zeros, sparsity, n) or
                         " — prune each layer to the sparsity on its own (layer-wise), not with one threshold for the whole model"
                         if zeros != want else " — prune the smallest |w| of the layer")
                 raise CheckFailed(f"{case}: {name!r}: your mask prunes {zeros} of {n} weights, expected {want} "
                                   f"(round({sparsity} * {n})){'' if zeros != want else ' but not the same ones'}{hint}.")
-            revived = int((params[name].detach()[~keep] != 0).sum())
-            if revived:
+            if revived := _regrown(params, {name: keep}):
                 raise CheckFailed(f"{case}: {name!r}: the mask is right but {revived} pruned weights of the model are not 0 — "
                                   "apply the mask to the model too (weight.mul_(mask) under torch.no_grad()).")
     _passed(fn.__name__, len(cases))
@@ -1344,17 +1315,15 @@ def check_finetune_with_mask(fn: Callable) -> None:
         returned = _call(fn, case, model, mask_given, x.clone(), y.clone(), steps, 0.1)
         if returned is not None and returned is not model and isinstance(returned, torch.nn.Module):
             model = returned   # a copy was fine-tuned and returned: judge that one
-        if any(not torch.equal(mask_given[k], mask[k]) for k in mask):
+        if _changed(mask_given, _state(mask)):
             raise CheckFailed(f"{case}: you changed the mask; it is fixed during fine-tuning.")
-        params, expected = dict(model.named_parameters()), dict(reference.named_parameters())
-        revived = {name: int((params[name].detach()[~keep] != 0).sum()) for name, keep in mask.items()}
+        revived = {name: _regrown(model, {name: keep}) for name, keep in mask.items()}
         if sum(revived.values()):
             name = max(revived, key=revived.get)
             raise CheckFailed(f"{case}: after fine-tuning {sum(revived.values())} pruned weights are non-zero ({revived[name]} in "
                               f"{name!r}) — re-apply the mask after every optimizer.step(): the gradient (and the momentum) of a "
                               "pruned weight is not 0, so each step moves it again.")
-        off = max(float((params[n].detach() - expected[n].detach()).abs().max()) for n in expected)
-        if off > 1e-5:
+        if (off := _max_difference(model, reference)) > 1e-5:
             if steps == 1:
                 hint = (" — with one step the difference comes from the start: zero the pruned weights before the first forward "
                         "pass (the model arrives with its dense weights), and use SGD(lr, momentum=0.9) on the full batch")
@@ -1369,7 +1338,9 @@ def check_finetune_with_mask(fn: Callable) -> None:
 def check_sensitivity_scan(fn: Callable) -> None:
     """Check ``fn(model, x, y, sparsities)``: ``{weight name: [accuracy in [0, 1] with only that layer pruned to s (by
     magnitude, no fine-tuning), for each s]}``, every entry starting from the model as given; the model unchanged."""
-    from .finegrained import sensitivity_scan
+    from .finegrained import accuracy, sensitivity_scan
+    from .pruning import apply_mask, layerwise_magnitude_mask
+    from .training import clone_model
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(60, 6, generator=generator)
@@ -1379,11 +1350,8 @@ def check_sensitivity_scan(fn: Callable) -> None:
     cases = [("the MLP 6 -> 12 -> 6 -> 3 that labelled x (60, 6), sparsities [0.5, 0.8, 0.95]", teacher, [0.5, 0.8, 0.95]),
              ("another MLP 6 -> 12 -> 6 -> 3 on the same x, sparsities [0.9, 0.3]", _small_mlp(6), [0.9, 0.3])]
     for case, model, sparsities in cases:
-        state = {k: v.clone() for k, v in model.state_dict().items()}
-        result = _call(fn, case, model, x.clone(), y.clone(), list(sparsities))
-        if any(not torch.equal(state[k], v) for k, v in model.state_dict().items()):
-            raise CheckFailed(f"{case}: the model you were given changed — each scan entry must prune a copy "
-                              "(training.clone_model or copy.deepcopy), or the next entries start from pruned weights.")
+        result = _call(fn, case, model, x.clone(), y.clone(), list(sparsities), unchanged="the model you were given changed — each scan "
+                       "entry must prune a copy (training.clone_model or copy.deepcopy), or the next entries start from pruned weights.")
         expected = sensitivity_scan(model, x, y, sparsities)
         if not isinstance(result, dict) or set(result) != set(expected):
             got = sorted(result) if isinstance(result, dict) else type(result).__name__
@@ -1394,13 +1362,7 @@ def check_sensitivity_scan(fn: Callable) -> None:
                 raise CheckFailed(f"{case}: {name!r} has {len(got)} accuracies, expected one per sparsity ({len(want)}).")
             if all(abs(g - w) < 1e-6 for g, w in zip(got, want)):
                 continue
-            all_layers = []
-            for s in sparsities:
-                from .finegrained import accuracy, prune_model
-                from .training import clone_model
-                copy = clone_model(model)
-                prune_model(copy, s)
-                all_layers.append(accuracy(copy, x, y))
+            all_layers = [accuracy(apply_mask(clone_model(model), layerwise_magnitude_mask(model, s)), x, y) for s in sparsities]
             hint = (" — that is a percentage; return fractions in [0, 1]" if all(abs(g - 100 * w) < 1e-4 for g, w in zip(got, want)) else
                     " — you pruned every layer at once; the scan prunes one layer at a time, the others stay dense"
                     if all(abs(g - a) < 1e-6 for g, a in zip(got, all_layers)) else "")
