@@ -82,22 +82,8 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
 def measure_latency(
     fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, threads: int | None = None
 ) -> LatencyStats:
-    """Call ``fn()`` ``warmup`` times untimed, then ``repeats`` times timed; return the statistics.
-
-    Args:
-        fn: a function of no arguments, e.g. ``lambda: layer(x)``.
-        warmup: untimed calls first (allocations, caches, lazy initialisation).
-        repeats: timed calls; the median of these is the reported latency.
-        threads: PyTorch intra-op threads during the measurement (restored afterwards); ``None``
-            keeps the current setting. One thread makes timings robust on a busy machine.
-
-    Returns:
-        :class:`LatencyStats` in seconds.
-
-    Raises:
-        TypeError: ``fn`` is not callable, or the counts are not ints.
-        ValueError: ``warmup < 0`` or ``repeats < 1``.
-    """
+    """Call ``fn()`` (of no arguments, e.g. ``lambda: layer(x)``) ``warmup`` times untimed, then ``repeats`` times timed;
+    return its :class:`LatencyStats` in seconds: :func:`compare_latency` of one function (same arguments, same errors)."""
     return compare_latency({"fn": fn}, warmup=warmup, repeats=repeats, threads=threads)["fn"]
 
 

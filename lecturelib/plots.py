@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .training import History
-
 # One colour per idea, used by every chapter (colour-blind safe: Okabe & Ito).
 COLORS = {
     "dense": "#000000",      # the unpruned network
@@ -49,25 +47,6 @@ def use_style() -> None:
     })
 
 
-def plot_history(
-    histories: Mapping[str, History],
-    metric: str = "test_acc",
-    *,
-    ax: plt.Axes | None = None,
-    colors: Mapping[str, str] | None = None,
-    title: str | None = None,
-) -> plt.Axes:
-    """Draw ``metric`` (e.g. ``"test_acc"``, ``"train_loss"``) against iteration, one line per labelled history."""
-    ax = ax if ax is not None else plt.gca()
-    for i, (label, history) in enumerate(histories.items()):
-        values = np.asarray(getattr(history, metric), dtype=float)
-        if metric.endswith("acc"):
-            values = 100 * values
-        color = (colors or {}).get(label, f"C{i}")
-        ax.plot(history.iteration[: len(values)], values, label=label, color=color)
-    return _label_axes(ax, xlabel="training iteration (optimiser steps)", ylabel=_metric_label(metric), title=title, legend=True)
-
-
 def plot_mean_band(
     ax: plt.Axes,
     x: Sequence[float],
@@ -76,18 +55,14 @@ def plot_mean_band(
     label: str,
     color: str,
     marker: str = "o",
+    scale: float = 1.0,
 ) -> plt.Axes:
-    """Draw the mean over runs (rows of ``runs``, shape ``(seeds, len(x))``) with a min–max band."""
-    runs = np.atleast_2d(np.asarray(runs, dtype=float))
+    """Draw the mean over runs (rows of ``runs``, shape ``(seeds, len(x))``, multiplied by ``scale``: 100 for percent) with a min–max band."""
+    runs = np.atleast_2d(np.asarray(runs, dtype=float)) * scale
     ax.plot(x, runs.mean(0), marker=marker, ms=4, color=color, label=f"{label} (mean of {len(runs)})" if len(runs) > 1 else label)
     if len(runs) > 1:
         ax.fill_between(x, runs.min(0), runs.max(0), color=color, alpha=0.2, lw=0)
     return ax
-
-
-def _metric_label(metric: str) -> str:
-    split, _, kind = metric.partition("_")
-    return f"{split} {'accuracy (%)' if kind == 'acc' else 'loss (cross-entropy)'}"
 
 
 def _as_image(values, shape=None):
@@ -177,8 +152,7 @@ def plot_sparsity_curves(
     """
     x = 100 * np.asarray(weights_left, dtype=float)
     for label, (values, color) in curves.items():
-        values = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
-        plot_mean_band(ax, x, values, label=label, color=color)
+        plot_mean_band(ax, x, values, label=label, color=color, scale=100 if percent else 1)
     ax.set_xscale("log")
     ax.set_xlim(x.max() * 1.15, x.min() / 1.15)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -205,9 +179,9 @@ def plot_interpolation(
     """
     cmap = plt.get_cmap("viridis")
     for i, (label, runs) in enumerate(paths.items()):
-        values = np.array([run[metric] for run in runs], dtype=float) * (100 if metric == "errors" else 1)
         color = (colors or {}).get(label, cmap(i / max(len(paths) - 1, 1) * 0.85))
-        plot_mean_band(ax, runs[0]["alphas"], values, label=label, color=color, marker=".")
+        plot_mean_band(ax, runs[0]["alphas"], [run[metric] for run in runs], label=label, color=color, marker=".",
+                       scale=100 if metric == "errors" else 1)
     ylabel = "test error (%)" if metric == "errors" else "test loss (cross-entropy)"
     return _label_axes(ax, xlabel="interpolation coefficient α (0 = copy 1, 1 = copy 2)", ylabel=ylabel, title=title, legend=True)
 
@@ -226,7 +200,7 @@ def plot_barrier_vs_k(
     The x axis is symmetric-log so that k = 0 is shown; a dashed line marks 0 (stable).
     """
     for label, (values, color) in curves.items():
-        plot_mean_band(ax, ks, np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1), label=label, color=color)
+        plot_mean_band(ax, ks, values, label=label, color=color, scale=100 if percent else 1)
     ax.axhline(0, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("symlog", linthresh=max(min(k for k in ks if k > 0), 1) if any(k > 0 for k in ks) else 1)
     ax.set_xticks(list(ks), [str(k) for k in ks])
@@ -306,9 +280,8 @@ def plot_learning_curves(
         title: the title (state the finding).
     """
     for i, (label, (iterations, values)) in enumerate(curves.items()):
-        values = np.atleast_2d(np.asarray(values, dtype=float)) * (100 if percent else 1)
         color = (colors or {}).get(label, COLORS.get(label, f"C{i}"))
-        plot_mean_band(ax, np.asarray(iterations), values, label=label, color=color, marker=marker)
+        plot_mean_band(ax, np.asarray(iterations), values, label=label, color=color, marker=marker, scale=100 if percent else 1)
     return _label_axes(ax, xlabel="training iteration (optimiser steps)", ylabel=ylabel, title=title, legend=True)
 
 

@@ -21,6 +21,7 @@ the runs' models are handed back on the CPU, where the datasets' tensors are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -117,33 +118,30 @@ def compare_regimes(
         check_choice("regime", regime, REGIMES)
     iterations = check_positive_int("iterations", iterations)
     sparsity = check_fraction("sparsity", sparsity)
+    fit = functools.partial(training.train, batch_size=batch_size, lr=lr, eval_every=eval_every, device=device)   # every regime's settings
     runs: list[RegimeRun] = []
     for seed in seeds:
         ds = data_module.load_dataset(dataset, n_train=n_train, seed=seed)
         by_regime: dict[str, RegimeRun] = {}
         if {"dense", "pruned", "early_stopped"} & set(regimes):
             model = models.mlp(ds.input_shape, ds.num_classes, hidden, seed=seed)
-            first = training.train(model, ds, iterations=iterations, batch_size=batch_size, lr=lr,
-                                   data_seed=seed, eval_every=eval_every, device=device)
+            first = fit(model, ds, iterations=iterations, data_seed=seed)
             if "early_stopped" in regimes:
                 by_regime["early_stopped"] = _run("early_stopped", seed, training.clone_model(model), ds, first, 0.0)
             if "pruned" in regimes:
                 pruned = training.clone_model(model)
                 mask = pruning.layerwise_magnitude_mask(pruned, sparsity)
-                second = training.train(pruned, ds, iterations=iterations, batch_size=batch_size, lr=lr,
-                                        mask=mask, data_seed=seed + 1000, eval_every=eval_every, device=device)
+                second = fit(pruned, ds, iterations=iterations, mask=mask, data_seed=seed + 1000)
                 by_regime["pruned"] = _run("pruned", seed, pruned, ds, concat_histories(first, second),
                                            pruning.sparsity(mask))
             if "dense" in regimes:
-                second = training.train(model, ds, iterations=iterations, batch_size=batch_size, lr=lr,
-                                        data_seed=seed + 1000, eval_every=eval_every, device=device)
+                second = fit(model, ds, iterations=iterations, data_seed=seed + 1000)
                 by_regime["dense"] = _run("dense", seed, model, ds, concat_histories(first, second), 0.0)
         if "dropout" in regimes:
             model = dropout.mlp_dropout(ds.input_shape, ds.num_classes, hidden, p=p, seed=seed)
             with torch.random.fork_rng(devices=[]):  # nn.Dropout draws from the global generator
                 torch.manual_seed(seed)
-                history = training.train(model, ds, iterations=2 * iterations, batch_size=batch_size, lr=lr,
-                                         data_seed=seed, eval_every=eval_every, device=device)
+                history = fit(model, ds, iterations=2 * iterations, data_seed=seed)
             by_regime["dropout"] = _run("dropout", seed, model, ds, history, 0.0)
         runs += [by_regime[r] for r in regimes]
     return runs
