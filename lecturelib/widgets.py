@@ -140,8 +140,6 @@ def ratio_curve_demo(
         dense_acc: the unpruned accuracy (fraction), drawn as a reference line.
         sparsity: initial sparsity (default: the middle one); snapped to the nearest precomputed one.
     """
-    import numpy as np
-
     sparsities = [float(s) for s in sparsities]
     options = [(f"{100 * s:g} %", s) for s in sparsities]
     start = sparsities[len(sparsities) // 2] if sparsity is None else min(sparsities, key=lambda s: abs(s - sparsity))
@@ -240,10 +238,6 @@ def _png(fig: plt.Figure, dpi: int | None) -> bytes:
     return buffer.getvalue()
 
 
-def _png_data_uri(fig: plt.Figure, dpi: int) -> str:
-    return "data:image/png;base64," + base64.b64encode(_png(fig, dpi)).decode("ascii")
-
-
 def _title(fig: plt.Figure) -> str:
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
@@ -267,7 +261,7 @@ def twin(demo: ipywidgets.VBox, *, dpi: int = 72) -> Twin:
     for value in values:
         fig = demo.draw(value)
         titles.append(_title(fig))
-        frames.append(_png_data_uri(fig, dpi))
+        frames.append("data:image/png;base64," + base64.b64encode(_png(fig, dpi)).decode("ascii"))
         plt.close(fig)
     element_id = f"lecturelib-twin-{next(_TWIN_IDS)}"
     payload = json.dumps({"frames": frames, "labels": labels, "titles": titles})
