@@ -288,10 +288,10 @@ def _run_rewinding(config: RewindingConfig) -> dict:
         imp = lottery.iterative_magnitude_pruning([make(seed) for seed in config.seeds], data, rounds=config.rounds, rate=config.rate,
                                                   output_rate=config.output_rate, k=k, data_seeds=config.seeds, train_kwargs=kwargs)
         runs[str(k)] = [[level.to_dict() for level in run.levels] for run in imp]
-        sparse[str(k)] = [stability.instability_analysis(
-            make(seed), data, run.rewind, iterations=config.iterations, mask=run.levels[-1].mask,
-            data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas, train_kwargs=stability_kwargs).to_dict()
-            for seed, run in zip(config.seeds, imp)]
+        sparse[str(k)] = [result.to_dict() for result in stability.instability_analyses(
+            make(config.seeds[0]), data, [run.rewind for run in imp], iterations=config.iterations,
+            masks=[run.levels[-1].mask for run in imp], data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds],
+            alphas=config.alphas, train_kwargs=stability_kwargs)]
     return {"weights_left": [level["weights_left"] for level in next(iter(runs.values()))[0]], "runs": runs,
             "sparse_instability": sparse, "n_test": len(data.y_test)}
 
@@ -300,18 +300,14 @@ def _run_stability(config: StabilityConfig) -> dict:
     data = _load(config)
     make = _model_maker(config, data)
     kwargs = {key: value for key, value in _train_kwargs(config).items() if key not in ("iterations", "eval_every")}
-    by_k = {str(k): [] for k in config.ks}
     first = max(max(config.ks), 1)   # the first steps of a T-step run, on its learning-rate schedule
-    for seed in config.seeds:
-        model = make(seed)
-        history = training.train(training.clone_model(model), data, iterations=first, run_iterations=config.iterations,
-                                 snapshot_at=config.ks, data_seed=0, eval_every=first, **kwargs)
-        for k in config.ks:
-            result = stability.instability_analysis(
-                model, data, iterative.Snapshot(k, history.snapshots[k]), iterations=config.iterations,
-                data_seeds=(2 * seed + 1, 2 * seed + 2), alphas=config.alphas, train_kwargs={**kwargs, "eval_every": config.iterations},
-            )
-            by_k[str(k)].append(result.to_dict())
+    histories = iterative.train_together([make(seed) for seed in config.seeds], data, masks=[None] * len(config.seeds),
+                                         data_seeds=[0] * len(config.seeds), iterations=first, run_iterations=config.iterations,
+                                         snapshot_at=config.ks, eval_every=first, **kwargs)
+    by_k = {str(k): [result.to_dict() for result in stability.instability_analyses(
+        make(config.seeds[0]), data, [iterative.Snapshot(k, history.snapshots[k]) for history in histories],
+        iterations=config.iterations, data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds], alphas=config.alphas,
+        train_kwargs={**kwargs, "eval_every": config.iterations})] for k in config.ks}
     return {"ks": list(config.ks), "by_k": by_k, "n_train": len(data.y_train), "n_test": len(data.y_test)}
 
 

@@ -197,12 +197,12 @@ def prune_to(
 def train_together(models: Sequence[nn.Module], data: Dataset, *, masks: Sequence[Mask | None], data_seeds: Sequence[int],
                    **train_kwargs) -> list[History]:
     """Train ``models`` with one mask and data seed each: together with :func:`~lecturelib.training.train_many` where that
-    is faster (several networks without convolutions), otherwise one by one with :func:`~lecturelib.training.train`.
+    is faster (several networks without 2-D convolutions), otherwise one by one with :func:`~lecturelib.training.train`.
 
-    Either way each network ends where ``train`` takes it (to float rounding). On a CPU, stacked
+    Either way each network ends where ``train`` takes it (to float rounding). On a CPU, stacked 2-D
     convolutions (grouped) are not faster than one network after another (the performance page).
     """
-    if len(models) > 1 and not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in models[0].modules()):
+    if len(models) > 1 and not any(isinstance(m, (nn.Conv2d, nn.Conv3d)) for m in models[0].modules()):
         return train_many(models, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
     return [train(model, data, mask=mask, data_seed=seed, **train_kwargs) for model, mask, seed in zip(models, masks, data_seeds)]
 

@@ -198,24 +198,61 @@ def instability_analysis(
     Raises:
         ValueError: ``k`` >= ``iterations``, equal data seeds, or ``train_kwargs`` setting what this sets.
     """
-    k = start.k
+    return instability_analyses(model, data, [start], iterations=iterations, data_seeds=[data_seeds], masks=[mask],
+                                alphas=alphas, train_kwargs=train_kwargs)[0]
+
+
+def instability_analyses(
+    model: nn.Module,
+    data: Dataset,
+    starts: Sequence[Snapshot],
+    *,
+    iterations: int,
+    data_seeds: Sequence[tuple[int, int]],
+    masks: Sequence[Mask | None] | None = None,
+    alphas: Sequence[float] | int = 11,
+    train_kwargs: Mapping | None = None,
+) -> list[Instability]:
+    """:func:`instability_analysis` of several snapshots of one ``k`` (e.g. one per seed) at once; return one result per snapshot.
+
+    The two copies of every snapshot — ``2 × len(starts)`` networks — train together
+    (:func:`~lecturelib.iterative.train_together`), each as :func:`~lecturelib.training.train` takes it.
+    ``data_seeds`` and ``masks`` hold one entry per snapshot (a pair of seeds; a mask or ``None``).
+
+    Raises:
+        ValueError: the snapshots' ``k`` differ or reach ``iterations``, a pair of equal data seeds,
+            lists of the wrong length, or ``train_kwargs`` setting what this sets.
+    """
+    starts, data_seeds = list(starts), [tuple(pair) for pair in data_seeds]
+    masks = [None] * len(starts) if masks is None else list(masks)
+    for name, values in (("data_seeds", data_seeds), ("masks", masks)):
+        if len(values) != len(starts):
+            raise ValueError(f"{name} must hold one entry per snapshot ({len(starts)}), got {len(values)}")
+    k = starts[0].k
+    if any(start.k != k for start in starts):
+        raise ValueError(f"the snapshots must share one k (their copies train together), got {[start.k for start in starts]}")
     iterations = check_positive_int("iterations", iterations)
     if k >= iterations:
         raise ValueError(f"the snapshot's k must be smaller than iterations, got k={k!r}, iterations={iterations!r}")
-    if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
-        raise ValueError(f"data_seeds must be two different seeds, got {data_seeds!r}")
+    for pair in data_seeds:
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise ValueError(f"data_seeds must be two different seeds, got {pair!r}")
     train_kwargs = dict(train_kwargs or {})
     for reserved in ("mask", "data_seed", "iterations", "epochs", "start_iteration"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: instability_analysis sets it")
-    copies = [copy.deepcopy(model) for _ in data_seeds]
-    for copy_ in copies:
-        copy_.load_state_dict(start.state)
-    train_together(copies, data, masks=[mask, mask], data_seeds=data_seeds, iterations=iterations - k, start_iteration=k,
-                   **train_kwargs)   # the two copies side by side; each as train would take it
-    ends = [{n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()} for copy_ in copies]
-    alphas, errors, losses = path_metrics(copy.deepcopy(model).cpu(), ends[0], ends[1], data, alphas)
-    return Instability(
-        k=k, alphas=alphas.tolist(), errors=errors.tolist(), losses=losses.tolist(),
-        error_barrier=barrier(errors), loss_barrier=barrier(losses), end_errors=[float(errors[0]), float(errors[-1])],
-    )
+    copies = []
+    for start in starts:
+        for _ in range(2):
+            copies.append(copy.deepcopy(model))
+            copies[-1].load_state_dict(start.state)
+    train_together(copies, data, masks=[mask for mask in masks for _ in range(2)], data_seeds=[s for pair in data_seeds for s in pair],
+                   iterations=iterations - k, start_iteration=k, **train_kwargs)   # side by side; each as train would take it
+    results = []
+    for a, b in zip(copies[::2], copies[1::2]):
+        ends = [{n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()} for copy_ in (a, b)]
+        path, errors, losses = path_metrics(copy.deepcopy(model).cpu(), ends[0], ends[1], data, alphas)
+        results.append(Instability(k=k, alphas=path.tolist(), errors=errors.tolist(), losses=losses.tolist(),
+                                   error_barrier=barrier(errors), loss_barrier=barrier(losses),
+                                   end_errors=[float(errors[0]), float(errors[-1])]))
+    return results

@@ -493,29 +493,61 @@ def _stacked_mask(models, masks, stacked, device) -> tuple[list[torch.Tensor], l
 def _stacked_losses(layers, stacked: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Return each network's mean cross-entropy, shape ``(N,)``, on its own minibatch ``x`` (N, B, …) with labels ``y`` (N, B).
 
-    Between linear layers the activations are kept as columns, ``(N, features, B)``: each layer is
-    then ``W @ h + b`` with the weights as they are stored, ``(N, out, in)``, so neither the
-    product nor its gradient copies a transposed weight.
+    The activations change layout so that every layer with weights is one batched product over the
+    weights as they are stored — no transposed copy of a weight, forward or backward:
+
+    * rows ``(N, B, …)``: the input, and around layers without weights (pooling, flatten);
+    * columns ``(N, features, B)`` into a linear layer: ``W @ h + b`` with ``W`` (N, out, in);
+    * channels ``(N, C, B, L)`` through 1-D convolutions: every window of every example becomes a
+      column, so the convolution is ``W @ windows`` with ``W`` (N, out, C·kernel).
+      2-D convolutions stay grouped convolutions (unfolding 3×3 windows copies every activation
+      nine times, which was slower here than the grouped kernel).
     """
     n, b = y.shape
-    h, columns = x, False
+    h, layout = x, "rows"
     for name, layer in layers:
         weight, bias = stacked.get(f"{name}.weight"), stacked.get(f"{name}.bias")
-        if isinstance(layer, nn.Linear):     # one batched product: (N, out, in) @ (N, in, B) + (N, out, 1)
-            h, columns = (h, True) if columns else (h.transpose(1, 2), True)
-            h = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, h)
-        elif isinstance(layer, _ELEMENTWISE):  # the same in either layout
+        if isinstance(layer, _ELEMENTWISE):   # the same in every layout
             h = layer(h)
-        else:
-            h, columns = (h.transpose(1, 2), False) if columns else (h, False)
-            if type(layer) in _CONVOLUTIONS:   # the N networks' channels side by side, one group (set) per network
-                out = _CONVOLUTIONS[type(layer)](h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
-                                                 None if bias is None else bias.flatten(), layer.stride, layer.padding,
-                                                 layer.dilation, layer.groups * n)
-                h = out.unflatten(1, (n, -1)).transpose(0, 1)
-            else:                              # a layer without weights works on each example alone
-                h = layer(h.flatten(0, 1)).unflatten(0, (n, b))
-    return nn.functional.cross_entropy(h if columns else h.transpose(1, 2), y, reduction="none").mean(1)
+            continue
+        wanted = ("columns" if isinstance(layer, nn.Linear) else
+                  "channels" if type(layer) is nn.Conv1d and layer.groups == 1 and not isinstance(layer.padding, str) else "rows")
+        if layout != wanted:                  # columns and channels are both rows with dims 1 and 2 swapped
+            h = h.transpose(1, 2) if "rows" in (layout, wanted) else h
+            layout = wanted
+        if wanted == "columns":               # one batched product: (N, out, in) @ (N, in, B) + (N, out, 1)
+            h = _affine(weight, bias, h)
+        elif wanted == "channels":
+            h = _conv1d_windows(h, weight, bias, layer)
+        elif type(layer) in _CONVOLUTIONS:    # the N networks' channels side by side, one group (set) per network
+            out = _CONVOLUTIONS[type(layer)](h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
+                                             None if bias is None else bias.flatten(), layer.stride, layer.padding,
+                                             layer.dilation, layer.groups * n)
+            h = out.unflatten(1, (n, -1)).transpose(0, 1)
+        else:                                 # a layer without weights works on each example alone
+            h = layer(h.flatten(0, 1)).unflatten(0, (n, b))
+    logits = h if layout == "columns" else h.transpose(1, 2)   # (N, classes, B)
+    return nn.functional.cross_entropy(logits, y, reduction="none").mean(1)
+
+
+def _affine(weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """``weight @ h + bias`` for stacked ``weight`` (N, out, in), ``h`` (N, in, M) and ``bias`` (N, out)."""
+    return torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, h)
+
+
+def _conv1d_windows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer: nn.Conv1d) -> torch.Tensor:
+    """N stacked 1-D convolutions of ``h`` (N, C, B, L) with ``weight`` (N, out, C, kernel): return (N, out, B, L_out).
+
+    Tap ``j`` of the kernel reads every ``stride``-th position from ``j · dilation`` on: stacking the
+    ``kernel`` strided slices gives the windows (N, C, kernel, B, L_out) in the order of the weight's
+    (C, kernel) entries. (Slices, not ``Tensor.unfold``: unfold's backward was the slowest step here.)
+    """
+    (kernel,), (stride,), (dilation,), (padding,) = layer.kernel_size, layer.stride, layer.dilation, layer.padding
+    n, c, b, _ = h.shape
+    padded = nn.functional.pad(h, (padding, padding))
+    length = (padded.shape[3] - dilation * (kernel - 1) - 1) // stride + 1
+    windows = torch.stack([padded[..., j * dilation:j * dilation + stride * (length - 1) + 1:stride] for j in range(kernel)], dim=2)
+    return _affine(weight.flatten(2), bias, windows.view(n, c * kernel, b * length)).view(n, -1, b, length)
 
 
 def lr_scheduler(opt: torch.optim.Optimizer, settings: TrainSettings, run_total: int) -> torch.optim.lr_scheduler.LRScheduler:

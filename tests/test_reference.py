@@ -24,28 +24,37 @@ def test_pruned_accuracies_is_the_ratio_curve_without_retraining(one_thread):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), "the trained model is not changed"
 
 
-def test_iterative_prune_is_the_pruning_loop_with_global_scope(one_thread):
+def test_iterative_prune_is_global_pruning_then_masked_fine_tuning_each_round(one_thread):
+    """The reference runs the library's loop; here the exercise's algorithm is written out on its own."""
     model, data = checks._trained_tiny(1, 60)
-    loop_model = training.clone_model(model)
+    written_out = training.clone_model(model)
     masks = reference.iterative_prune(model, data, 0.875, 3, 10)
-    records = iterative.prune_finetune_loop(loop_model, data, iterative.sparsity_schedule(0.875, 3), finetune_iterations=10,
-                                            scope="global", data_seed=0)
+    mask = None
+    for r, target in enumerate(iterative.sparsity_schedule(0.875, 3), start=1):
+        mask = pruning.global_magnitude_mask(written_out, target, current_mask=mask)
+        pruning.apply_mask(written_out, mask)
+        training.train(written_out, data, iterations=10, mask=mask, data_seed=r)
+        assert all(torch.equal(mask[k], masks[r - 1][k]) for k in mask), f"round {r}"
     assert [round(pruning.sparsity(m), 3) for m in masks] == [0.5, 0.75, 0.875]
-    for mask, record in zip(masks, records[1:]):
-        assert all(torch.equal(mask[k], record.mask[k]) for k in mask)
-    for p, q in zip(model.parameters(), loop_model.parameters()):
-        assert torch.allclose(p, q, atol=1e-6)
+    for p, q in zip(model.parameters(), written_out.parameters()):
+        assert torch.equal(p, q)
 
 
 def test_find_ticket_is_imp_with_reset(one_thread):
+    """The reference runs lottery.iterative_magnitude_pruning; here IMP with reset is written out on its own."""
     model, data = checks._tiny_mlp(2), checks._tiny_data(2)
-    imp_model = training.clone_model(model)
+    written_out = training.clone_model(model)
     masks = reference.find_ticket(model, data, 2, 0.5, 20)
-    run = lottery.iterative_magnitude_pruning([imp_model], data, rounds=2, rate=0.5, train_kwargs={"iterations": 20})[0]
-    for mask, level in zip(masks, run.levels[1:]):
-        for name in mask:   # IMP trains its networks together (train_many): equal to float rounding, so allow a tie or two
-            assert int((mask[name] != level.mask[name]).sum()) <= 2, name
-        assert all(int((~m).sum()) == int((~level.mask[k]).sum()) for k, m in mask.items())
+    initial = copy.deepcopy(written_out.state_dict())                          # W_0
+    training.train(written_out, data, iterations=20)
+    mask = None
+    for r in (1, 2):
+        mask = pruning.layerwise_magnitude_mask(written_out, 1 - 0.5 ** r, current_mask=mask)
+        written_out.load_state_dict(initial)                                   # reset
+        training.train(written_out, data, iterations=20, mask=mask)
+        assert all(torch.equal(mask[k], masks[r - 1][k]) for k in mask), f"round {r}"
+    for p, q in zip(model.parameters(), written_out.parameters()):
+        assert torch.equal(p, q)
 
 
 def test_remove_channels_is_prune_channels_for_two_convolutions():

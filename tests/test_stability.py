@@ -112,6 +112,35 @@ def test_instability_analysis_validates(tiny):
         stability.instability_analysis(model, tiny, start(model, 5), iterations=10, train_kwargs={"start_iteration": 5})
 
 
+def test_instability_analyses_of_several_snapshots_equal_one_analysis_each(tiny):
+    """Several seeds' snapshots analysed together (their copies trained side by side) give each one's own analysis."""
+    nets = [models.mlp(tiny.input_shape, hidden=(16,), seed=seed) for seed in (0, 1)]
+    mask = {"fc1.weight": torch.rand(16, 64, generator=torch.Generator().manual_seed(0)) > 0.5}
+    kw = dict(batch_size=16, device="cpu")
+    together = stability.instability_analyses(nets[0], tiny, [start(net, 2) for net in nets], iterations=12, alphas=5,
+                                              data_seeds=[(1, 2), (3, 4)], masks=[None, mask], train_kwargs=kw)
+    alone = [stability.instability_analysis(nets[0], tiny, start(net, 2), iterations=12, alphas=5, data_seeds=seeds, mask=m,
+                                            train_kwargs=kw) for net, seeds, m in zip(nets, [(1, 2), (3, 4)], [None, mask])]
+    assert len(together) == 2
+    for got, want in zip(together, alone):
+        assert got.k == want.k == 2
+        assert got.losses == pytest.approx(want.losses, abs=1e-5)
+        assert all(abs(a - b) <= 1 / len(tiny.y_test) + 1e-12 for a, b in zip(got.errors, want.errors))
+    assert together[0].losses != pytest.approx(together[1].losses, abs=1e-5), "two seeds, two results"
+
+
+def test_instability_analyses_validate_their_lists(tiny):
+    model = models.mlp(tiny.input_shape, hidden=(16,), seed=0)
+    with pytest.raises(ValueError, match="share one k"):
+        stability.instability_analyses(model, tiny, [start(model, 0), start(model, 3)], iterations=10, data_seeds=[(1, 2), (3, 4)])
+    with pytest.raises(ValueError, match="data_seeds must hold one entry per snapshot"):
+        stability.instability_analyses(model, tiny, [start(model, 0), start(model, 0)], iterations=10, data_seeds=[(1, 2)])
+    with pytest.raises(ValueError, match="masks must hold one entry per snapshot"):
+        stability.instability_analyses(model, tiny, [start(model, 0)], iterations=10, data_seeds=[(1, 2)], masks=[None, None])
+    with pytest.raises(ValueError, match="two different seeds"):
+        stability.instability_analyses(model, tiny, [start(model, 0), start(model, 0)], iterations=10, data_seeds=[(1, 2), (5, 5)])
+
+
 def test_instability_analysis_continues_the_runs_schedule_from_k(tiny, monkeypatch):
     seen = []
     real = iterative.train_many   # the two copies are trained together

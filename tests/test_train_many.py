@@ -32,10 +32,16 @@ def _cnn(digits, seed):
     return models.cnn(digits.input_shape, 10, channels=(4, 8), hidden=16, seed=seed)
 
 
+def _cnn1d(digits, seed):   # the digits' 8 × 8 pixels read as 8 rows of 8 channels: a sequence of length 8
+    net = models.cnn1d((8, 8), 10, channels=6, seed=seed)
+    return nn.Sequential(OrderedDict([("rows", nn.Flatten(1, 2)), *net.named_children()]))
+
+
 SETTINGS = {
     "mlp-adam": (_mlp, {"optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-3, "lr_milestones": (25,)}),
     "cnn-sgd": (_cnn, {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "l1": 1e-4, "lr_schedule": "cosine",
                        "start_iteration": 10, "run_iterations": 60}),
+    "cnn1d-sgd": (_cnn1d, {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "lr_schedule": "cosine"}),
 }
 
 
@@ -183,13 +189,33 @@ def test_instability_analysis_copies_train_as_train_does(digits):
     assert all(abs(a - b) <= 1 / len(digits.y_test) + 1e-12 for a, b in zip(result.errors, errors))
 
 
-def test_train_together_stacks_mlps_and_trains_convolutional_networks_one_by_one(digits, monkeypatch):
+def test_train_together_stacks_mlps_and_1d_cnns_and_trains_2d_cnns_one_by_one(digits, monkeypatch):
     from lecturelib import iterative
 
     calls = []
     monkeypatch.setattr(iterative, "train_many", lambda *a, **kw: calls.append("many") or training.train_many(*a, **kw))
     monkeypatch.setattr(iterative, "train", lambda *a, **kw: calls.append("one") or training.train(*a, **kw))
-    for make in (_mlp, _cnn):
+    for make in (_mlp, _cnn1d, _cnn):
         iterative.train_together([make(digits, 0), make(digits, 1)], digits, masks=[None, None], data_seeds=[0, 1],
                                  iterations=2, device="cpu")
-    assert calls == ["many", "one", "one"], "grouped convolutions are not faster on a CPU: one by one"
+    assert calls == ["many", "many", "one", "one"], "grouped 2-D convolutions are not faster on a CPU: one by one"
+
+
+@pytest.mark.parametrize("conv", [dict(kernel_size=3, stride=2, padding=2, dilation=2, bias=False), dict(kernel_size=1), dict(kernel_size=4, stride=3)])
+def test_stacked_1d_convolutions_of_every_shape_train_as_alone(digits, conv):
+    def make(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Flatten(1, 2), nn.Conv1d(8, 5, **conv), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))
+
+    nets = [make(seed) for seed in (0, 1)]
+    for net in nets:
+        net(digits.x_train[:2])   # materialise the lazy layer
+        net[-1] = nn.Linear(net[-1].in_features, 10)
+    alone = [copy.deepcopy(net) for net in nets]
+    common = {"iterations": 12, "batch_size": 16, "optimizer": "sgd", "lr": 0.05, "device": "cpu"}
+    for net, seed in zip(alone, (3, 4)):
+        training.train(net, digits, data_seed=seed, **common)
+    training.train_many(nets, digits, data_seeds=(3, 4), **common)
+    for net, ref in zip(nets, alone):
+        for (name, param), ref_param in zip(net.named_parameters(), ref.parameters()):
+            assert torch.allclose(param, ref_param, atol=ATOL, rtol=0), name
