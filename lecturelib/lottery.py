@@ -109,6 +109,14 @@ def _rewind_beyond(k: int, total: int) -> None:
     raise ValueError(f"k (the rewind iteration) must be below the {total} training iterations, got {k}")
 
 
+def random_reinit(make_model: Callable[[int], nn.Module], mask: Mask, seed: int) -> nn.Module:
+    """Return the random re-initialisation control of a ticket: ``make_model(seed)`` (a fresh draw) with its pruned weights set to 0.
+
+    Only the ticket's mask is kept; its initial values are not (Frankle & Carbin 2019). ``mask`` is not changed.
+    """
+    return apply_mask(make_model(seed), mask)
+
+
 def train_random_reinits(
     make_model: Callable[[int], nn.Module],
     data: Dataset,
@@ -148,7 +156,7 @@ def train_random_reinits(
     for reserved in ("mask", "masks", "data_seed", "data_seeds"):
         if reserved in train_kwargs:
             raise ValueError(f"train_kwargs must not set {reserved!r}: train_random_reinits sets it")
-    nets = [apply_mask(make_model(seed), mask) for seed, mask in zip(seeds, masks)]
+    nets = [random_reinit(make_model, mask, seed) for seed, mask in zip(seeds, masks)]
     before = [evaluate(net, data.x_test, data.y_test) for net in nets]   # m ⊙ W_fresh, untrained
     histories = train_together(nets, data, masks=masks, data_seeds=data_seeds, **train_kwargs)
     return [LevelRecord(level, sparsity(mask), sparsity(mask), *untrained, history.test_loss[-1], history.test_acc[-1],

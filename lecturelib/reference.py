@@ -8,21 +8,22 @@ own cases, and a chapter whose exercise was skipped can run on the reference ins
 * :func:`pruned_accuracies` — chapter 6: a ratio curve without retraining.
 * :func:`remove_channels` — chapter 7: channel surgery on a layer and the layer after it.
 * :func:`iterative_prune` — chapter 8: the iterative schedule and the pruning loop.
-* :func:`find_ticket`, :func:`random_reinit` — chapter 9: IMP with reset, and its control.
+* :func:`find_ticket` — chapter 9: IMP with reset; its control :func:`random_reinit` is
+  :func:`lecturelib.lottery.random_reinit` itself.
 * chapter 10's error barrier is :func:`lecturelib.stability.error_barrier` itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .data import Dataset
 from .iterative import prune_finetune_loop, sparsity_schedule
-from .lottery import iterative_magnitude_pruning
-from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask
+from .lottery import iterative_magnitude_pruning, random_reinit
+from .pruning import Mask, apply_mask, global_magnitude_mask
 from .structured import sliced_layer
 from .training import clone_model, evaluate
 
@@ -77,13 +78,3 @@ def find_ticket(model: nn.Module, data: Dataset, rounds: int, rate: float, itera
     """
     run = iterative_magnitude_pruning([model], data, rounds=rounds, rate=rate, train_kwargs={"iterations": iterations})[0]
     return [level.mask for level in run.levels[1:]]
-
-
-def random_reinit(make_model: Callable[[int], nn.Module], mask: Mask, seed: int) -> nn.Module:
-    """Return the random re-initialisation control of a ticket: ``make_model(seed)`` (a fresh draw) with its pruned weights set to 0.
-
-    Only the ticket's mask is kept; its initial values are not (Frankle & Carbin 2019). ``mask`` is not changed.
-    """
-    model = make_model(seed)
-    check_mask(model, mask)
-    return apply_mask(model, {name: keep.clone() for name, keep in mask.items()})
