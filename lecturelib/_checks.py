@@ -74,3 +74,16 @@ def check_functions(name: str, fns: Mapping[str, object]) -> None:
     for label, fn in fns.items():
         if not callable(fn):
             raise TypeError(f"{name}[{label!r}] must be callable, got {type(fn).__name__}")
+
+
+def checked_train_kwargs(train_kwargs: Mapping | None, reserved: Iterable[str], caller: str) -> dict:
+    """Return a copy of ``train_kwargs`` (``{}`` for ``None``); ``ValueError`` naming each ``reserved`` key it sets.
+
+    ``caller`` (named in the message) sets the ``reserved`` arguments of ``train`` itself.
+    """
+    train_kwargs = dict(train_kwargs or {})
+    clash = sorted(set(reserved) & set(train_kwargs))
+    if clash:
+        them = "it" if len(clash) == 1 else "them"
+        raise ValueError(f"train_kwargs must not set {', '.join(map(repr, clash))}: {caller} sets {them} itself")
+    return train_kwargs

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_scalar, check_choice, check_fraction, check_positive_int
+from ._checks import as_scalar, check_choice, check_fraction, check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, layerwise_magnitude_mask, prunable_names, sparsity
 from .training import History, evaluate, train, train_many
@@ -302,10 +302,8 @@ def prune_finetune_many(
     start = 0 if not rewinds else rewinds[0].k
     if rewinds and any(r.k != start for r in rewinds):
         raise ValueError(f"rewinds must share one k (the models train together), got {[r.k for r in rewinds]}")
-    train_kwargs = dict(train_kwargs or {})
-    reserved = {"mask", "masks", "iterations", "epochs", "data_seed", "data_seeds", "start_iteration"} & set(train_kwargs)
-    if reserved:
-        raise ValueError(f"train_kwargs may not set {sorted(reserved)}: the pruning loop sets them itself")
+    train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "masks", "iterations", "epochs", "data_seed", "data_seeds", "start_iteration"),
+                                        "the pruning loop")
     for i, (model, mask) in enumerate(zip(models, masks)):
         if mask is not None:
             check_mask(model, mask)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from ._checks import check_positive_int
+from ._checks import check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .iterative import LevelRecord, Snapshot, layer_sparsity_schedule, prune_finetune_many, train_together
 from .pruning import Mask, apply_mask, ones_mask, sparsity
@@ -82,10 +82,8 @@ def iterative_magnitude_pruning(
     rounds = check_positive_int("rounds", rounds)
     k = check_positive_int("k", k, allow_zero=True)
     data_seeds = [0] * len(models) if data_seeds is None else list(data_seeds)
-    train_kwargs = dict(train_kwargs or {})
-    for reserved in ("mask", "data_seed", "snapshot_at", "start_iteration", "run_iterations"):
-        if reserved in train_kwargs:
-            raise ValueError(f"train_kwargs must not set {reserved!r}: iterative_magnitude_pruning sets it")
+    train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "data_seed", "snapshot_at", "start_iteration", "run_iterations"),
+                                        "iterative_magnitude_pruning")
     schedule = layer_sparsity_schedule(models[0], rate, rounds, output_rate)
     if k >= train_kwargs.get("iterations", k + 1):   # known before training: say so now
         _rewind_beyond(k, train_kwargs["iterations"])
@@ -152,10 +150,7 @@ def train_random_reinits(
     for name, values in (("seeds", seeds), ("data_seeds", data_seeds), ("levels", levels)):
         if len(values) != len(masks):
             raise ValueError(f"{name} must hold one entry per mask ({len(masks)}), got {len(values)}")
-    train_kwargs = dict(train_kwargs or {})
-    for reserved in ("mask", "masks", "data_seed", "data_seeds"):
-        if reserved in train_kwargs:
-            raise ValueError(f"train_kwargs must not set {reserved!r}: train_random_reinits sets it")
+    train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "masks", "data_seed", "data_seeds"), "train_random_reinits")
     nets = [random_reinit(make_model, mask, seed) for seed, mask in zip(seeds, masks)]
     before = [evaluate(net, data.x_test, data.y_test) for net in nets]   # m ⊙ W_fresh, untrained
     histories = train_together(nets, data, masks=masks, data_seeds=data_seeds, **train_kwargs)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_scalar, check_positive_int
+from ._checks import as_scalar, check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .iterative import Snapshot, train_together
 from .pruning import Mask
@@ -237,10 +237,7 @@ def instability_analyses(
     for pair in data_seeds:
         if len(pair) != 2 or pair[0] == pair[1]:
             raise ValueError(f"data_seeds must be two different seeds, got {pair!r}")
-    train_kwargs = dict(train_kwargs or {})
-    for reserved in ("mask", "data_seed", "iterations", "epochs", "start_iteration"):
-        if reserved in train_kwargs:
-            raise ValueError(f"train_kwargs must not set {reserved!r}: instability_analysis sets it")
+    train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "data_seed", "iterations", "epochs", "start_iteration"), "instability_analysis")
     copies = []
     for start in starts:
         for _ in range(2):
