@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ._checks import check_fraction
+from .models import eval_mode
 from .pruning import keep_largest, kept_count
 
 
@@ -40,12 +41,8 @@ def hidden_apoz(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     The unit's output is ``relu(fc1(flatten(x)))`` for an :func:`lecturelib.models.mlp`; APoZ is the
     fraction of the inputs ``x`` ``(B, ...)`` on which it is exactly 0.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         hidden = torch.relu(model.fc1(x.flatten(1)))
-    finally:
-        model.train(was_training)
     return (hidden == 0).float().mean(0)
 
 

@@ -149,17 +149,10 @@ def mc_dropout_probabilities(model: nn.Module, x: torch.Tensor, samples: int, *,
     if not layers:
         raise ValueError("the model has no nn.Dropout layer: Monte-Carlo dropout needs one (see mlp_dropout)")
     x = _on_model_device(model, x)
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    for layer in layers:
-        layer.train()
-    try:
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            probs = torch.stack([torch.softmax(model(x), dim=1) for _ in range(samples)])
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
+    cuda = [x.device] if x.device.type == "cuda" else []
+    with models.eval_mode(model, training=layers), torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        probs = torch.stack([torch.softmax(model(x), dim=1) for _ in range(samples)])
     return probs.cpu()
 
 

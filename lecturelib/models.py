@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -160,6 +160,23 @@ def _seeded(seed: int | None):
         yield
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, *, training: Sequence[nn.Module] = ()) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode (and the submodules ``training`` in training mode) inside the ``with`` block.
+
+    Every module's own mode is restored afterwards, also when the block raises.
+    """
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    for module in training:
+        module.train()
+    try:
+        yield model
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def count_parameters(model: nn.Module, mask: dict[str, torch.Tensor] | None = None) -> int:
     """Return the number of parameters; with a mask, the number of *unpruned* ones.
 
@@ -200,12 +217,9 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, to
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             device = next(model.parameters()).device
             model(torch.zeros(1, *input_shape, device=device))
-        model.train(was_training)
     finally:
         for handle in handles:
             handle.remove()

@@ -22,6 +22,7 @@ from torch import nn
 
 from ._checks import check_choice, check_number, check_positive_int
 from .data import Dataset
+from .models import eval_mode
 from .pruning import check_mask
 
 OPTIMIZERS = ("sgd", "adam")
@@ -104,16 +105,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     """Return ``(mean cross-entropy loss, accuracy in [0, 1])`` of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,)."""
     if len(y) == 0:
         raise ValueError("evaluate needs at least one example, got an empty tensor")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     loss_sum, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        logits = model(xb)
-        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(1) == yb).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+            logits = model(xb)
+            loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+            correct += (logits.argmax(1) == yb).sum().item()
     return loss_sum / len(y), correct / len(y)
 
 
