@@ -130,7 +130,10 @@ def run_outcome(experiment: str, profile: str = "ci", *, use_cache: bool = True,
         if cached is not None:
             return RunOutcome(cached, path, True)
     _check_device_here(experiment, config)
-    with _cpu_threads(config.device), _progress_bar(experiment, config, progress):
+    # One thread on a CPU: the tiny networks gain nothing from more, and results do not then
+    # depend on the machine's core count.
+    on_cpu = (training.default_device().type if config.device == "auto" else config.device) == "cpu"
+    with machine.torch_threads(1 if on_cpu else None), _progress_bar(experiment, config, progress):
         results = EXPERIMENTS[experiment].runner(config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": cache.config_hash(config),
               "code": cache.code_fingerprint(), "results": results}
@@ -214,14 +217,6 @@ def _progress_bar(experiment: str, config, progress: bool | None) -> Iterator[No
             yield
     finally:
         bar.close()
-
-
-@contextlib.contextmanager
-def _cpu_threads(device: str) -> Iterator[None]:
-    # One thread on a CPU: the tiny networks gain nothing from more, and results do not then
-    # depend on the machine's core count.
-    with machine.torch_threads(1 if (training.default_device().type if device == "auto" else device) == "cpu" else None):
-        yield
 
 
 # --------------------------------------------------------------------------------------------
