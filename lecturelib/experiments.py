@@ -223,17 +223,18 @@ def _progress_bar(experiment: str, config, progress: bool | None) -> Iterator[No
 # The experiments.
 # --------------------------------------------------------------------------------------------
 
-def _load(config: ExperimentConfig) -> data_module.Dataset:
+def _start(config: ExperimentConfig) -> tuple[data_module.Dataset, Callable[[int], torch.nn.Module], dict]:
+    """Every runner's start: the dataset (with ``config.label_noise``), ``seed -> freshly initialised network`` (the MLP
+    of ``config.hidden`` or another of :data:`models.MODELS`) and :func:`_train_kwargs`."""
     data = data_module.load_dataset(config.dataset, seed=0, val_fraction=config.val_fraction, root=config.root,
                                     download=config.download)
-    return data_module.with_label_noise(data, config.label_noise, seed=0) if config.label_noise else data
-
-
-def _model_maker(config: ExperimentConfig, data: data_module.Dataset) -> Callable[[int], torch.nn.Module]:
-    """Return ``seed -> freshly initialised network``: the MLP of ``config.hidden`` or another of :data:`models.MODELS`."""
+    if config.label_noise:
+        data = data_module.with_label_noise(data, config.label_noise, seed=0)
     if config.model == "mlp":
-        return lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)
-    return lambda seed: models.build_model(config.model, data.input_shape, data.num_classes, seed=seed)
+        make = lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)  # noqa: E731
+    else:
+        make = lambda seed: models.build_model(config.model, data.input_shape, data.num_classes, seed=seed)  # noqa: E731
+    return data, make, _train_kwargs(config)
 
 
 def _train_kwargs(config: ExperimentConfig) -> dict:
@@ -243,9 +244,7 @@ def _train_kwargs(config: ExperimentConfig) -> dict:
 
 
 def _run_lottery(config: LotteryConfig) -> dict:
-    data = _load(config)
-    make = _model_maker(config, data)
-    kwargs = _train_kwargs(config)
+    data, make, kwargs = _start(config)
     imp = lottery.iterative_magnitude_pruning([make(seed) for seed in config.seeds], data, rounds=config.rounds, rate=config.rate,
                                               output_rate=config.output_rate, data_seeds=config.seeds, train_kwargs=kwargs)
     tickets = [run.levels for run in imp]
@@ -274,9 +273,7 @@ def _masks_retrained(make, data, seeds, tickets, inits, train_kwargs) -> dict[st
 
 
 def _run_rewinding(config: RewindingConfig) -> dict:
-    data = _load(config)
-    make = _model_maker(config, data)
-    kwargs = _train_kwargs(config)
+    data, make, kwargs = _start(config)
     stability_kwargs = {key: value for key, value in kwargs.items() if key not in ("iterations", "eval_every")}
     runs, sparse = {}, {}
     for k in config.ks:
@@ -292,9 +289,8 @@ def _run_rewinding(config: RewindingConfig) -> dict:
 
 
 def _run_stability(config: StabilityConfig) -> dict:
-    data = _load(config)
-    make = _model_maker(config, data)
-    kwargs = {key: value for key, value in _train_kwargs(config).items() if key not in ("iterations", "eval_every")}
+    data, make, kwargs = _start(config)
+    kwargs = {key: value for key, value in kwargs.items() if key not in ("iterations", "eval_every")}
     first = max(max(config.ks), 1)   # the first steps of a T-step run, on its learning-rate schedule
     histories = iterative.train_together([make(seed) for seed in config.seeds], data, masks=[None] * len(config.seeds),
                                          data_seeds=[0] * len(config.seeds), iterations=first, run_iterations=config.iterations,

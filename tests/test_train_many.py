@@ -140,9 +140,8 @@ def test_random_reinit_controls_keep_their_seeds_meaning(digits):
     config = experiments.make_config("lottery", hidden=(16,), iterations=30, eval_every=10, rounds=2, seeds=(0, 1),
                                      long_iterations=40, long_levels=1)
     record = experiments._run_lottery(config)
-    data_ = experiments._load(config)
+    data_, _, kwargs = experiments._start(config)
     make = lambda seed: models.mlp(data_.input_shape, data_.num_classes, config.hidden, seed=seed)  # noqa: E731
-    kwargs = experiments._train_kwargs(config)
     for s, seed in enumerate(config.seeds):   # IMP of each seed alone (one network: train) gives the masks
         [run] = lottery.iterative_magnitude_pruning([make(seed)], data_, rounds=config.rounds, rate=config.rate,
                                                     output_rate=config.output_rate, data_seeds=[seed], train_kwargs=kwargs)
