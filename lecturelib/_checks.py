@@ -9,7 +9,7 @@ into the plain Python number every check then works on. Booleans are never numbe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 
 import numpy as np
 import torch
@@ -87,3 +87,10 @@ def checked_train_kwargs(train_kwargs: Mapping | None, reserved: Iterable[str], 
         them = "it" if len(clash) == 1 else "them"
         raise ValueError(f"train_kwargs must not set {', '.join(map(repr, clash))}: {caller} sets {them} itself")
     return train_kwargs
+
+
+def check_one_each(per: str, n: int, **lists: Sized) -> None:
+    """Raise ``ValueError`` unless each of ``lists`` holds ``n`` entries, one per ``per`` (model, mask…)."""
+    for name, values in lists.items():
+        if len(values) != n:
+            raise ValueError(f"{name} must hold one entry per {per} ({n}), got {len(values)}")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_scalar, check_choice, check_fraction, check_positive_int, checked_train_kwargs
+from ._checks import as_scalar, check_choice, check_fraction, check_one_each, check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .pruning import Mask, apply_mask, check_mask, global_magnitude_mask, layerwise_magnitude_mask, prunable_names, sparsity
 from .training import History, evaluate, train, train_many
@@ -296,9 +296,7 @@ def prune_finetune_many(
     budgets = _budgets(finetune_iterations, len(levels))
     data_seeds = [0] * len(models) if data_seeds is None else [check_positive_int("data_seeds", s, allow_zero=True) for s in data_seeds]
     masks = [None] * len(models) if masks is None else list(masks)
-    for argument, values in (("masks", masks), ("data_seeds", data_seeds), ("rewinds", rewinds or models)):
-        if len(values) != len(models):
-            raise ValueError(f"{argument} must hold one entry per model ({len(models)}), got {len(values)}")
+    check_one_each("model", len(models), masks=masks, data_seeds=data_seeds, rewinds=rewinds or models)
     start = 0 if not rewinds else rewinds[0].k
     if rewinds and any(r.k != start for r in rewinds):
         raise ValueError(f"rewinds must share one k (the models train together), got {[r.k for r in rewinds]}")

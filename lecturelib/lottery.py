@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from ._checks import check_positive_int, checked_train_kwargs
+from ._checks import check_one_each, check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .iterative import LevelRecord, Snapshot, layer_sparsity_schedule, prune_finetune_many, train_together
 from .pruning import Mask, apply_mask, ones_mask, sparsity
@@ -147,9 +147,7 @@ def train_random_reinits(
             ``train_kwargs`` sets ``mask``, ``masks`` or ``data_seed``.
     """
     levels = [0] * len(masks) if levels is None else list(levels)
-    for name, values in (("seeds", seeds), ("data_seeds", data_seeds), ("levels", levels)):
-        if len(values) != len(masks):
-            raise ValueError(f"{name} must hold one entry per mask ({len(masks)}), got {len(values)}")
+    check_one_each("mask", len(masks), seeds=seeds, data_seeds=data_seeds, levels=levels)
     train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "masks", "data_seed", "data_seeds"), "train_random_reinits")
     nets = [random_reinit(make_model, mask, seed) for seed, mask in zip(seeds, masks)]
     before = [evaluate(net, data.x_test, data.y_test) for net in nets]   # m ⊙ W_fresh, untrained

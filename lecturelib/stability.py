@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import as_scalar, check_positive_int, checked_train_kwargs
+from ._checks import as_scalar, check_one_each, check_positive_int, checked_train_kwargs
 from .data import Dataset
 from .iterative import Snapshot, train_together
 from .pruning import Mask
@@ -225,9 +225,7 @@ def instability_analyses(
     """
     starts, data_seeds = list(starts), [tuple(pair) for pair in data_seeds]
     masks = [None] * len(starts) if masks is None else list(masks)
-    for name, values in (("data_seeds", data_seeds), ("masks", masks)):
-        if len(values) != len(starts):
-            raise ValueError(f"{name} must hold one entry per snapshot ({len(starts)}), got {len(values)}")
+    check_one_each("snapshot", len(starts), data_seeds=data_seeds, masks=masks)
     k = starts[0].k
     if any(start.k != k for start in starts):
         raise ValueError(f"the snapshots must share one k (their copies train together), got {[start.k for start in starts]}")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_number, check_positive_int
+from ._checks import check_choice, check_number, check_one_each, check_positive_int
 from .data import Dataset
 from .models import eval_mode
 from .pruning import check_mask
@@ -398,9 +398,7 @@ def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettin
     n = len(models)
     masks = [None] * n if masks is None else list(masks)
     data_seeds = [0] * n if data_seeds is None else [check_positive_int("data_seeds", s, allow_zero=True) for s in data_seeds]
-    for name, values in (("masks", masks), ("data_seeds", data_seeds)):
-        if len(values) != n:
-            raise ValueError(f"{name} must hold one entry per model, {n}, got {len(values)}")
+    check_one_each("model", n, masks=masks, data_seeds=data_seeds)
     device = _device(settings)
 
     homes = [next(model.parameters()).device for model in models]

@@ -107,9 +107,9 @@ def test_bad_inputs_are_refused_by_name(digits):
         training.train_many([a, models.mlp(digits.input_shape, 10, hidden=(16, 16))], digits, iterations=1)
     with pytest.raises(ValueError, match=r"one architecture.*models\[1\]"):
         training.train_many([a, _cnn(digits, 0)], digits, iterations=1)
-    with pytest.raises(ValueError, match="masks must hold one entry per model, 2, got 1"):
+    with pytest.raises(ValueError, match=r"masks must hold one entry per model \(2\), got 1"):
         training.train_many([a, b], digits, masks=[None], iterations=1)
-    with pytest.raises(ValueError, match="data_seeds must hold one entry per model, 2, got 3"):
+    with pytest.raises(ValueError, match=r"data_seeds must hold one entry per model \(2\), got 3"):
         training.train_many([a, b], digits, data_seeds=(0, 1, 2), iterations=1)
     with pytest.raises(ValueError, match="share weights"):
         training.train_many([a, a], digits, iterations=1)
