@@ -5,7 +5,7 @@
 trainings of the same length with the same settings, timed in the same rounds; a ratio near 1
 means pruning, rewinding, masked steps and bookkeeping (snapshots, per-level results) are nearly free.
 The settings are the chapters' default (``ci``) lottery experiment: LeNet-300-100 on digits,
-Adam 1.2e-3, batch 60, one thread (as :func:`lecturelib.experiments.run` trains on a CPU).
+Adam 1.2e-3, batch 60, :data:`lecturelib.experiments.CPU_THREADS` threads (as :func:`lecturelib.experiments.run` trains on a CPU).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from lecturelib import data as data_module
-from lecturelib import lottery, models, training
+from lecturelib import experiments, lottery, models, training
 
 from . import Timer, paired_ratio, summary, torch_threads
 
@@ -30,7 +30,7 @@ def run(
     output_rate: float = 0.175,
     warmup: int = 1,
     repeats: int = 6,
-    threads: int | None = 1,
+    threads: int | None = experiments.CPU_THREADS,
     data: data_module.Dataset | None = None,
 ) -> dict:
     """Time IMP with ``rounds`` rounds against ``rounds + 1`` dense trainings, alternating, ``repeats`` times.

@@ -25,8 +25,11 @@ SETTINGS = {"batch_size": 60, "optimizer": "adam", "lr": 1.2e-3, "device": "cpu"
 SPARSITY = 0.8
 
 
+DATASETS = {"mlp": "digits", "cnn": "digits", "cnn1d": "mnist1d"}   # cnn1d reads sequences: chapter 10's MNIST-1D
+
+
 def networks(model_name: str, data: data_module.Dataset, n: int) -> tuple[list, list]:
-    """Return ``n`` course networks ``"mlp"`` or ``"cnn"`` (seeds 0 … n-1) and their masks (global magnitude, :data:`SPARSITY`)."""
+    """Return ``n`` course networks ``"mlp"``, ``"cnn"`` or ``"cnn1d"`` (seeds 0 … n-1) and their masks (global magnitude, :data:`SPARSITY`)."""
     nets = [models.build_model(model_name, data.input_shape, data.num_classes, seed=seed) for seed in range(n)]
     return nets, [pruning.global_magnitude_mask(net, SPARSITY) for net in nets]
 
@@ -52,7 +55,7 @@ def variants(nets: list, masks: list, data: data_module.Dataset, iterations: int
 
 
 def run(
-    model_names: Sequence[str] = ("mlp", "cnn"),
+    model_names: Sequence[str] = ("mlp", "cnn", "cnn1d"),
     ns: Sequence[int] = (2, 6, 12),
     threads: Sequence[int] = (1, 2),
     *,
@@ -64,35 +67,38 @@ def run(
     """Time N sequential trainings against one ``train_many`` of the same N; return the paired ratios.
 
     Args:
-        model_names: course models (``"mlp"``: LeNet-300-100, ``"cnn"``: conv 16-32).
+        model_names: course models (``"mlp"``: LeNet-300-100 and ``"cnn"``: conv 16-32 on digits; ``"cnn1d"``: the
+            MNIST-1D paper's 1-D CNN on MNIST-1D, chapter 10's network).
         ns: numbers of networks.
         threads: PyTorch thread counts.
         min_seconds: the shortest timed unit; the step count of each (model, N, threads) is
             calibrated so that ``train_many``, the faster side, takes at least this long.
         warmup / repeats: untimed and timed interleaved rounds (sequential, together, sequential, …).
-        data: the dataset (default: the offline digits).
+        data: the dataset of every model (default: :data:`DATASETS`, each model's offline dataset).
 
     Returns:
         A JSON-ready dict: the settings and one row per (model, N, threads) with the step count,
         both sides' seconds, ``speedup`` (paired ratio sequential ÷ together: median, quartiles),
         and the target and its verdict for :data:`TARGET_CASE`.
     """
-    data = data_module.load_dataset("digits", seed=0) if data is None else data
+    loaded = {}
     rows = []
     for name in model_names:
+        data_of = data if data is not None else loaded.setdefault(DATASETS[name], data_module.load_dataset(DATASETS[name], seed=0))
         for n in ns:
-            nets, masks = networks(name, data, n)
+            nets, masks = networks(name, data_of, n)
             for count in threads:
                 with torch_threads(count):
-                    variants(nets, masks, data, 10)["together"]()   # warm up before calibrating
-                    iterations = calibrated_count(lambda steps: variants(nets, masks, data, steps)["together"](),  # noqa: B023
+                    variants(nets, masks, data_of, 10)["together"]()   # warm up before calibrating
+                    iterations = calibrated_count(lambda steps: variants(nets, masks, data_of, steps)["together"](),  # noqa: B023
                                                   min_seconds, start=50)
-                    times = interleaved_runs(variants(nets, masks, data, iterations), warmup=warmup, repeats=repeats)
-                rows.append({"model": name, "n": n, "threads": count, "iterations": iterations,
+                    times = interleaved_runs(variants(nets, masks, data_of, iterations), warmup=warmup, repeats=repeats)
+                rows.append({"model": name, "dataset": data_of.name, "n": n, "threads": count, "iterations": iterations,
                              "sequential_seconds": summary(times["sequential"]), "together_seconds": summary(times["together"]),
                              "raw_seconds": times, "speedup": paired_ratio(times["sequential"], times["together"])})
     target = next((row for row in rows if (row["model"], row["n"], row["threads"]) == TARGET_CASE), None)
-    return {"settings": {"dataset": data.name, "train_images": len(data.y_train), **{k: v for k, v in SETTINGS.items() if k != "device"},
+    return {"settings": {"datasets": {name: DATASETS[name] if data is None else data.name for name in model_names},
+                         **{k: v for k, v in SETTINGS.items() if k != "device"},
                          "sparsity": SPARSITY, "min_seconds": min_seconds, "warmup": warmup, "repeats": repeats,
                          "order": "sequential, together interleaved"},
             "target": {"model": TARGET_CASE[0], "n": TARGET_CASE[1], "threads": TARGET_CASE[2], "speedup": TARGET},

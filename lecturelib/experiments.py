@@ -88,6 +88,14 @@ class RunOutcome:
     from_cache: bool
 
 
+# PyTorch threads of an experiment on a CPU, the same on every machine so that no result depends on
+# its core count. Two, not one: the networks train_many stacks keep a second core busy (chapter 9's
+# lottery experiment 37 → 26 s on an idle 2-core machine), and there every result was bit-identical to
+# one thread's. The price: on a machine already busy with two other processes, two threads waiting on
+# each other were 2.5× slower than one (tests still pass, just later).
+CPU_THREADS = 2
+
+
 def run(experiment: str, profile: str = "ci", *, use_cache: bool = True, directory: str | os.PathLike | None = None,
         progress: bool | None = None, **overrides) -> dict:
     """Return the result of ``experiment`` under ``profile`` (plus ``overrides``), from the cache if there.
@@ -130,10 +138,8 @@ def run_outcome(experiment: str, profile: str = "ci", *, use_cache: bool = True,
         if cached is not None:
             return RunOutcome(cached, path, True)
     _check_device_here(experiment, config)
-    # One thread on a CPU: the tiny networks gain nothing from more, and results do not then
-    # depend on the machine's core count.
     on_cpu = (training.default_device().type if config.device == "auto" else config.device) == "cpu"
-    with machine.torch_threads(1 if on_cpu else None), _progress_bar(experiment, config, progress):
+    with machine.torch_threads(CPU_THREADS if on_cpu else None), _progress_bar(experiment, config, progress):
         results = EXPERIMENTS[experiment].runner(config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": cache.config_hash(config),
               "code": cache.code_fingerprint(), "results": results}
@@ -154,7 +160,7 @@ def _check_device_here(experiment: str, config) -> None:
         steps = planned_steps(experiment, config)
         seconds = steps * _seconds_per_step(config)
         warnings.warn(
-            f"no GPU found: {experiment} trains on this CPU, on one thread (so results do not depend on the core "
+            f"no GPU found: {experiment} trains on this CPU, on {CPU_THREADS} threads (so results do not depend on the core "
             f"count): {steps:,} optimiser steps at {1000 * seconds / steps:.2g} ms each (measured here just now) ≈ "
             f"{_duration(seconds)} plus evaluations; a GPU needs about an hour", RuntimeWarning, stacklevel=4)
 

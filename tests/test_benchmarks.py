@@ -422,7 +422,7 @@ def _train_many_section(met: bool | None = True) -> dict:
     rows = [{"model": model, "n": n, "threads": t, "iterations": 400, "sequential_seconds": secs(1.2),
              "together_seconds": secs(0.4), "speedup": {**secs(s), "q1": s - 0.1, "q3": s + 0.1, "ratio_of_medians": s}}
             for model, n, t, s in (("mlp", 6, 2, 3.04), ("mlp", 6, 1, 1.8), ("cnn", 6, 2, 1.1))]
-    return {"settings": {"dataset": "digits", "train_images": 1527, "batch_size": 60, "optimizer": "adam", "lr": 1.2e-3,
+    return {"settings": {"datasets": {"mlp": "digits", "cnn": "digits", "cnn1d": "mnist1d"}, "batch_size": 60, "optimizer": "adam", "lr": 1.2e-3,
                          "sparsity": 0.8, "min_seconds": 0.2, "warmup": 1, "repeats": 5, "order": "interleaved"},
             "target": {"model": "mlp", "n": 6, "threads": 2, "speedup": 2.5}, "met": met, "rows": rows}
 
@@ -434,6 +434,7 @@ def test_page_shows_the_train_many_speedups_the_target_and_the_trick():
     assert "| cnn | 6 | 2 | 400 | 1.20 s | 0.40 s | 1.10 (IQR 1.00–1.20) |" in text and "6 CNNs one by one" not in text
     assert "| mlp | 6 | 1 | 400 | 1.20 s | 0.40 s | 1.80 (IQR 1.70–1.90) |" in text
     assert page.TRAIN_MANY_SNIPPET.strip() in text and "torch.baddbmm" in text
+    assert "CNN1D on mnist1d" in text, "each model's dataset is named"
     assert "**missed**" in page.render_page({"train_many": _train_many_section(False)})
 
 

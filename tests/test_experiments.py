@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from lecturelib import atomic, cache, configs, experiments, iterative, plots
+from lecturelib import atomic, cache, configs, experiments, iterative, plots, training
 
 TINY = {
     "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,), long_iterations=9, long_levels=1),
@@ -144,6 +144,23 @@ def test_result_readers_and_figures(tmp_path):
     for rec in (record, stab, experiments.run("rewinding", directory=tmp_path, **TINY["rewinding"])):
         figs = plots.experiment_figures(rec)
         assert figs and all(hasattr(f, "savefig") for f in figs.values())
+
+
+def test_experiments_train_on_a_fixed_thread_count_whatever_the_machine(tmp_path, monkeypatch):
+    """CPU_THREADS, not the core count: the same run gives the same numbers on a 2-core laptop and a 64-core server."""
+    import torch
+
+    seen = []
+    real_fit = training._fit
+    monkeypatch.setattr(training, "_fit", lambda *a, **kw: seen.append(torch.get_num_threads()) or real_fit(*a, **kw))
+    before = torch.get_num_threads()
+    try:
+        for cores in (1, 7):
+            torch.set_num_threads(cores)
+            experiments.run("stability", directory=tmp_path, use_cache=False, **TINY["stability"])
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {experiments.CPU_THREADS}
 
 
 def test_run_restores_the_thread_count(tmp_path):
