@@ -5,7 +5,7 @@
 trainings of the same length with the same settings, timed in the same rounds; a ratio near 1
 means pruning, rewinding, masked steps and bookkeeping (snapshots, per-level results) are nearly free.
 The settings are the chapters' default (``ci``) lottery experiment: LeNet-300-100 on digits,
-Adam 1.2e-3, batch 60, :data:`lecturelib.experiments.CPU_THREADS` threads (as :func:`lecturelib.experiments.run` trains on a CPU).
+Adam 1.2e-3, batch 60, on :data:`lecturelib.experiments.CPU_THREADS` (as :func:`lecturelib.experiments.run` trains on a CPU).
 """
 
 from __future__ import annotations

@@ -89,11 +89,11 @@ class RunOutcome:
 
 
 # PyTorch threads of an experiment on a CPU, the same on every machine so that no result depends on
-# its core count. Two, not one: the networks train_many stacks keep a second core busy (chapter 9's
-# lottery experiment 37 → 26 s on an idle 2-core machine), and there every result was bit-identical to
-# one thread's. The price: on a machine already busy with two other processes, two threads waiting on
-# each other were 2.5× slower than one (tests still pass, just later).
-CPU_THREADS = 2
+# its core count. One, measured on a 2-core machine: two threads ran the stacked networks of chapter 9's
+# lottery experiment faster when the machine was idle (37 → 26 s, bit-identical results), but 2.5× slower
+# when two other processes kept it busy (122 s vs 46 s) — the threads wait on each other at every step —
+# and the test suite executes every chapter on whatever machine runs it, busy or not.
+CPU_THREADS = 1
 
 
 def run(experiment: str, profile: str = "ci", *, use_cache: bool = True, directory: str | os.PathLike | None = None,
@@ -160,7 +160,7 @@ def _check_device_here(experiment: str, config) -> None:
         steps = planned_steps(experiment, config)
         seconds = steps * _seconds_per_step(config)
         warnings.warn(
-            f"no GPU found: {experiment} trains on this CPU, on {CPU_THREADS} threads (so results do not depend on the core "
+            f"no GPU found: {experiment} trains on this CPU, on {CPU_THREADS} thread(s) (so results do not depend on the core "
             f"count): {steps:,} optimiser steps at {1000 * seconds / steps:.2g} ms each (measured here just now) ≈ "
             f"{_duration(seconds)} plus evaluations; a GPU needs about an hour", RuntimeWarning, stacklevel=4)
 
