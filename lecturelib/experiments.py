@@ -160,7 +160,8 @@ def _check_device_here(experiment: str, config) -> None:
         steps = planned_steps(experiment, config)
         seconds = steps * _seconds_per_step(config)
         warnings.warn(
-            f"no GPU found: {experiment} trains on this CPU, on {CPU_THREADS} thread(s) (so results do not depend on the core "
+            f"no GPU found: {experiment} trains on this CPU, on "
+            f"{'one thread' if CPU_THREADS == 1 else f'{CPU_THREADS} threads'} (so results do not depend on the core "
             f"count): {steps:,} optimiser steps at {1000 * seconds / steps:.2g} ms each (measured here just now) ≈ "
             f"{_duration(seconds)} plus evaluations; a GPU needs about an hour", RuntimeWarning, stacklevel=4)
 
