@@ -243,10 +243,10 @@ def instability_analyses(
             copies[-1].load_state_dict(start.state)
     train_together(copies, data, masks=[mask for mask in masks for _ in range(2)], data_seeds=[s for pair in data_seeds for s in pair],
                    iterations=iterations - k, start_iteration=k, **train_kwargs)   # side by side; each as train would take it
-    results = []
+    results, probe = [], copy.deepcopy(model).cpu()   # the network each path's points are loaded into
     for a, b in zip(copies[::2], copies[1::2]):
         ends = [{n: v.detach().cpu().clone() for n, v in copy_.state_dict().items()} for copy_ in (a, b)]
-        path, errors, losses = path_metrics(copy.deepcopy(model).cpu(), ends[0], ends[1], data, alphas)
+        path, errors, losses = path_metrics(probe, ends[0], ends[1], data, alphas)
         results.append(Instability(k=k, alphas=path.tolist(), errors=errors.tolist(), losses=losses.tolist(),
                                    error_barrier=barrier(errors), loss_barrier=barrier(losses),
                                    end_errors=[float(errors[0]), float(errors[-1])]))

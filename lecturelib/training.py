@@ -483,30 +483,28 @@ def _stacked_losses(layers, stacked: dict[str, torch.Tensor], x: torch.Tensor, y
     """Return each network's mean cross-entropy, shape ``(N,)``, on its own minibatch ``x`` (N, B, …) with labels ``y`` (N, B).
 
     The activations change layout so that every layer with weights is one batched product over the
-    weights as they are stored — no transposed copy of a weight, forward or backward:
+    weights as they are stored — no transposed copy of a weight, forward or backward. Around layers
+    without weights (pooling, flatten) they are rows ``(N, B, …)``, as in the input; into a linear
+    layer or a 1-D convolution they are swapped to ``(N, features or C, B, …)``:
 
-    * rows ``(N, B, …)``: the input, and around layers without weights (pooling, flatten);
-    * columns ``(N, features, B)`` into a linear layer: ``W @ h + b`` with ``W`` (N, out, in);
-    * channels ``(N, C, B, L)`` through 1-D convolutions: every window of every example becomes a
-      column, so the convolution is ``W @ windows`` with ``W`` (N, out, C·kernel).
-      2-D convolutions stay grouped convolutions (unfolding 3×3 windows copies every activation
-      nine times, which was slower here than the grouped kernel).
+    * a linear layer is then ``W @ h + b`` with ``W`` (N, out, in);
+    * a 1-D convolution turns every window of every example into a column, so it is ``W @ windows``
+      with ``W`` (N, out, C·kernel). 2-D convolutions stay grouped convolutions (unfolding 3×3 windows
+      copies every activation nine times, which was slower here than the grouped kernel).
     """
     n, b = y.shape
-    h, layout = x, "rows"
+    h, swapped = x, False
     for name, layer in layers:
         weight, bias = stacked.get(f"{name}.weight"), stacked.get(f"{name}.bias")
-        if isinstance(layer, _ELEMENTWISE):   # the same in every layout
+        if isinstance(layer, _ELEMENTWISE):   # the same in either layout
             h = layer(h)
             continue
-        wanted = ("columns" if isinstance(layer, nn.Linear) else
-                  "channels" if type(layer) is nn.Conv1d and layer.groups == 1 and not isinstance(layer.padding, str) else "rows")
-        if layout != wanted:                  # columns and channels are both rows with dims 1 and 2 swapped
-            h = h.transpose(1, 2) if "rows" in (layout, wanted) else h
-            layout = wanted
-        if wanted == "columns":               # one batched product: (N, out, in) @ (N, in, B) + (N, out, 1)
+        windows = type(layer) is nn.Conv1d and layer.groups == 1 and not isinstance(layer.padding, str)
+        if swapped != (isinstance(layer, nn.Linear) or windows):
+            h, swapped = h.transpose(1, 2), not swapped
+        if isinstance(layer, nn.Linear):      # one batched product: (N, out, in) @ (N, in, B) + (N, out, 1)
             h = _affine(weight, bias, h)
-        elif wanted == "channels":
+        elif windows:
             h = _conv1d_windows(h, weight, bias, layer)
         elif type(layer) in _CONVOLUTIONS:    # the N networks' channels side by side, one group (set) per network
             out = _CONVOLUTIONS[type(layer)](h.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1),
@@ -515,7 +513,7 @@ def _stacked_losses(layers, stacked: dict[str, torch.Tensor], x: torch.Tensor, y
             h = out.unflatten(1, (n, -1)).transpose(0, 1)
         else:                                 # a layer without weights works on each example alone
             h = layer(h.flatten(0, 1)).unflatten(0, (n, b))
-    logits = h if layout == "columns" else h.transpose(1, 2)   # (N, classes, B)
+    logits = h if swapped else h.transpose(1, 2)   # (N, classes, B)
     return nn.functional.cross_entropy(logits, y, reduction="none").mean(1)
 
 

@@ -11,7 +11,7 @@ import copy
 import numpy as np
 import torch
 
-from lecturelib import checks, iterative, lottery, pruning, reference, stability, structured, training
+from lecturelib import checks, iterative, pruning, reference, stability, structured, training
 from lecturelib.models import cnn
 
 
