@@ -92,7 +92,9 @@ class RunOutcome:
 # its core count. One, measured on a 2-core machine: two threads ran the stacked networks of chapter 9's
 # lottery experiment faster when the machine was idle (37 → 26 s, bit-identical results), but 2.5× slower
 # when two other processes kept it busy (122 s vs 46 s) — the threads wait on each other at every step —
-# and the test suite executes every chapter on whatever machine runs it, busy or not.
+# and the test suite executes every chapter on whatever machine runs it, busy or not. The runners use the
+# other cores by training independent groups side by side instead (machine.side_by_side: one thread per
+# operation, bit-identical results; measured beside two busy processes: rewinding 24 s vs 31 s one after another).
 CPU_THREADS = 1
 
 
@@ -256,12 +258,14 @@ def _run_lottery(config: LotteryConfig) -> dict:
                                               output_rate=config.output_rate, data_seeds=config.seeds, train_kwargs=kwargs)
     tickets = [run.levels for run in imp]
     reinit = lambda seed: seed + config.reinit_seed_offset  # noqa: E731
-    runs = {"ticket": [[level.to_dict() for level in levels] for levels in tickets],
-            "random": _masks_retrained(make, data, config.seeds, tickets, {"random": reinit}, kwargs)["random"]}
-    long = {"ticket": [], "random": []}
+    groups = [(tickets, {"random": reinit}, kwargs)]
     if config.long_iterations:   # convergence control: the sparsest tickets (m ⊙ W_0 itself) and re-inits, trained long_iterations
-        long = _masks_retrained(make, data, config.seeds, [levels[-config.long_levels:] for levels in tickets],
-                                {"ticket": lambda seed: seed, "random": reinit}, {**kwargs, "iterations": config.long_iterations})
+        groups.append(([levels[-config.long_levels:] for levels in tickets], {"ticket": lambda seed: seed, "random": reinit},
+                       {**kwargs, "iterations": config.long_iterations}))
+    # the re-inits beside the convergence control: two cores, the same numbers
+    done = machine.side_by_side(lambda group: _masks_retrained(make, data, config.seeds, *group), groups)
+    long = done[1] if config.long_iterations else {"ticket": [], "random": []}
+    runs = {"ticket": [[level.to_dict() for level in levels] for levels in tickets], "random": done[0]["random"]}
     return {"weights_left": [level["weights_left"] for level in runs["ticket"][0]], "runs": runs, "long": long,
             "trainings_per_seed": {"ticket": config.rounds + 1, "random": config.rounds + 1}}
 
@@ -282,15 +286,19 @@ def _masks_retrained(make, data, seeds, tickets, inits, train_kwargs) -> dict[st
 def _run_rewinding(config: RewindingConfig) -> dict:
     data, make, kwargs = _start(config)
     stability_kwargs = {key: value for key, value in kwargs.items() if key not in ("iterations", "eval_every")}
-    runs, sparse = {}, {}
-    for k in config.ks:
+
+    def rewound_to(k: int) -> tuple[list, list]:   # IMP rewinding to W_k, and its sparsest sub-networks' instability
         imp = lottery.iterative_magnitude_pruning([make(seed) for seed in config.seeds], data, rounds=config.rounds, rate=config.rate,
                                                   output_rate=config.output_rate, k=k, data_seeds=config.seeds, train_kwargs=kwargs)
-        runs[str(k)] = [[level.to_dict() for level in run.levels] for run in imp]
-        sparse[str(k)] = [result.to_dict() for result in stability.instability_analyses(
-            make(config.seeds[0]), data, [run.rewind for run in imp], iterations=config.iterations,
-            masks=[run.levels[-1].mask for run in imp], data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds],
-            alphas=config.alphas, train_kwargs=stability_kwargs)]
+        return ([[level.to_dict() for level in run.levels] for run in imp],
+                [result.to_dict() for result in stability.instability_analyses(
+                    make(config.seeds[0]), data, [run.rewind for run in imp], iterations=config.iterations,
+                    masks=[run.levels[-1].mask for run in imp], data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds],
+                    alphas=config.alphas, train_kwargs=stability_kwargs)])
+
+    done = machine.side_by_side(rewound_to, config.ks)
+    runs = {str(k): levels for k, (levels, _) in zip(config.ks, done)}
+    sparse = {str(k): instability for k, (_, instability) in zip(config.ks, done)}
     return {"weights_left": [level["weights_left"] for level in next(iter(runs.values()))[0]], "runs": runs,
             "sparse_instability": sparse, "n_test": len(data.y_test)}
 
@@ -302,10 +310,12 @@ def _run_stability(config: StabilityConfig) -> dict:
     histories = iterative.train_together([make(seed) for seed in config.seeds], data, masks=[None] * len(config.seeds),
                                          data_seeds=[0] * len(config.seeds), iterations=first, run_iterations=config.iterations,
                                          snapshot_at=config.ks, eval_every=first, **kwargs)
-    by_k = {str(k): [result.to_dict() for result in stability.instability_analyses(
-        make(config.seeds[0]), data, [iterative.Snapshot(k, history.snapshots[k]) for history in histories],
+    model = make(config.seeds[0])
+    by_k = machine.side_by_side(lambda k: [result.to_dict() for result in stability.instability_analyses(
+        model, data, [iterative.Snapshot(k, history.snapshots[k]) for history in histories],
         iterations=config.iterations, data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds], alphas=config.alphas,
-        train_kwargs={**kwargs, "eval_every": config.iterations})] for k in config.ks}
+        train_kwargs={**kwargs, "eval_every": config.iterations})], config.ks)   # every k on its own core, where there is one
+    by_k = dict(zip(map(str, config.ks), by_k))
     return {"ks": list(config.ks), "by_k": by_k, "n_train": len(data.y_train), "n_test": len(data.y_test)}
 
 

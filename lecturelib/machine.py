@@ -1,4 +1,5 @@
-"""The machine a timing or a seeded run depends on: its description, and PyTorch's thread count for a block.
+"""The machine a timing or a seeded run depends on: its description, PyTorch's thread count for a block,
+and independent jobs run side by side on its cores.
 
 Every timing in the course (chapters 2 and 7, the performance page) states the machine class it was
 measured on, and the notebooks' numeric platform (``tools/numeric_platform.py``) is the part of the
@@ -10,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from ._checks import check_positive_int
 
+A, T = TypeVar("A"), TypeVar("T")
 _CPUINFO_KEYS = {"model name": "cpu_model", "vendor_id": "cpu_vendor", "cpu family": "cpu_family", "model": "cpu_model_number"}
 
 
@@ -68,3 +72,26 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def side_by_side(fn: Callable[[A], T], items: Iterable[A]) -> list[T]:
+    """Return ``[fn(item) for item in items]``, computed on up to :func:`usable_cores` Python threads.
+
+    Each call computes exactly what it computes alone — bit for bit: PyTorch's kernels release
+    Python's lock, so two calls use two cores while every operation still runs on the thread count
+    set for the block (one, in the chapters and experiments). Unlike a second PyTorch thread inside
+    each operation, the calls never wait on each other, so a busy machine makes them no slower than
+    one after another. The calls must be independent: no tensor that one changes and another reads,
+    no draws from the global random generator (:mod:`lecturelib.models` seeds its networks under a
+    lock). The first call that raises re-raises here (calls not started yet are cancelled).
+
+    Examples:
+        >>> side_by_side(lambda seed: seed ** 2, range(4))   # e.g. one training per seed
+        [0, 1, 4, 9]
+    """
+    items = list(items)
+    workers = min(len(items), usable_cores())
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))

@@ -14,6 +14,7 @@ keys for masks.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -22,6 +23,8 @@ from torch import nn
 
 from ._checks import check_choice, check_positive_int
 from .pruning import check_mask
+
+_SEEDING = threading.RLock()   # held while a network's initial weights are drawn from the global generator
 
 MODELS = ("mlp", "cnn", "cnn1d")
 
@@ -155,7 +158,7 @@ def _seeded(seed: int | None):
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
+    with _SEEDING, torch.random.fork_rng(devices=[]):   # one seeded draw at a time (machine.side_by_side runs jobs in threads)
         torch.manual_seed(seed)
         yield
 

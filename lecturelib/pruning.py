@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
@@ -125,8 +126,9 @@ def keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
     Every pruning function selects through this one: weights by ``|w|`` (:func:`prune_weights`, the
     masks), rows and channels by :func:`row_norms` (:mod:`lecturelib.structured`, :mod:`lecturelib.latency`).
     Ties are broken by position, as a *stable* sort would: among equal scores the one with the lower
-    (flattened) index is pruned first — the same result on every platform. It runs in O(n) (a
-    ``kthvalue`` threshold; the entries tied at it are taken in index order), not O(n log n).
+    (flattened) index is pruned first — the same result on every platform. It runs in O(n) (a selected
+    threshold — ``np.partition`` on the CPU, ``kthvalue`` elsewhere; the entries tied at it are taken in
+    index order), not O(n log n).
 
     Examples:
         >>> keep_largest(torch.tensor([0.5, 0.1, 0.5, 0.3]), 1).tolist()   # the tie 0.5 / 0.5: index 0 goes first
@@ -138,9 +140,14 @@ def keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
     n_prune = flat.numel() - n_keep
     if n_prune == 0:
         return torch.ones_like(scores, dtype=torch.bool)
-    threshold = flat.kthvalue(n_prune).values
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):   # NumPy's selection: the same value, ~2× faster
+        threshold = torch.as_tensor(np.partition(flat.detach().numpy(), n_prune - 1)[n_prune - 1])
+    else:
+        threshold = flat.kthvalue(n_prune).values
     keep = flat > threshold
-    keep[(flat == threshold).nonzero().flatten()[n_prune - int((flat < threshold).sum()):]] = True
+    ties = (flat == threshold).nonzero().flatten()
+    below = flat.numel() - int(torch.count_nonzero(keep)) - len(ties)
+    keep[ties[n_prune - below:]] = True
     return keep.reshape(scores.shape)
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from . import data as data_module
-from . import dropout, models, pruning, training
+from . import dropout, machine, models, pruning, training
 from ._checks import check_choice, check_fraction, check_positive_int
 from .training import History
 
@@ -119,10 +119,11 @@ def compare_regimes(
     iterations = check_positive_int("iterations", iterations)
     sparsity = check_fraction("sparsity", sparsity)
     fit = functools.partial(training.train, batch_size=batch_size, lr=lr, eval_every=eval_every, device=device)   # every regime's settings
-    runs: list[RegimeRun] = []
-    for seed in seeds:
-        ds = data_module.load_dataset(dataset, n_train=n_train, seed=seed)
-        by_regime: dict[str, RegimeRun] = {}
+    seeds = list(seeds)
+    datasets = {seed: data_module.load_dataset(dataset, n_train=n_train, seed=seed) for seed in seeds}
+
+    def from_one_dense_run(seed: int) -> dict[str, RegimeRun]:   # the regimes that continue seed's dense network
+        ds, by_regime = datasets[seed], {}
         if {"dense", "pruned", "early_stopped"} & set(regimes):
             model = models.mlp(ds.input_shape, ds.num_classes, hidden, seed=seed)
             first = fit(model, ds, iterations=iterations, data_seed=seed)
@@ -137,9 +138,14 @@ def compare_regimes(
             if "dense" in regimes:
                 second = fit(model, ds, iterations=iterations, data_seed=seed + 1000)
                 by_regime["dense"] = _run("dense", seed, model, ds, concat_histories(first, second), 0.0)
-        if "dropout" in regimes:
+        return by_regime
+
+    runs: list[RegimeRun] = []
+    for seed, by_regime in zip(seeds, machine.side_by_side(from_one_dense_run, seeds)):   # seeds on separate cores
+        if "dropout" in regimes:   # one seed at a time: nn.Dropout draws from the global generator
+            ds = datasets[seed]
             model = dropout.mlp_dropout(ds.input_shape, ds.num_classes, hidden, p=p, seed=seed)
-            with torch.random.fork_rng(devices=[]):  # nn.Dropout draws from the global generator
+            with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 history = fit(model, ds, iterations=2 * iterations, data_seed=seed)
             by_regime["dropout"] = _run("dropout", seed, model, ds, history, 0.0)

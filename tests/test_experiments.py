@@ -224,3 +224,26 @@ def test_noisy_experiments_train_the_cnn_on_noisy_labels_with_a_step_schedule(na
     assert record["config"]["model"] == "cnn" and set(by_k) == {"0", "2"}
     with pytest.raises(ValueError, match="model"):
         experiments.run(name, use_cache=False, **{**TINY[name], "model": "resnet"})
+
+
+@pytest.mark.parametrize("name", ["lottery", "rewinding", "stability"])
+def test_jobs_side_by_side_give_the_numbers_of_one_after_another(name, monkeypatch):
+    """The runners hand independent trainings (re-inits beside the convergence control; one rewind point, one k each)
+    to machine.side_by_side; two threads must change the wall time only, never a bit of the result."""
+    from lecturelib import machine
+
+    settings = {**TINY[name], "seeds": (0, 1)}
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)          # threads even on a one-core machine
+    calls = []
+    real = machine.side_by_side
+
+    def counted(fn, items):
+        items = list(items)
+        calls.append(len(items))
+        return real(fn, items)
+
+    monkeypatch.setattr(machine, "side_by_side", counted)
+    together = experiments.run(name, use_cache=False, **settings)["results"]
+    assert calls and max(calls) >= 2, "the runner must hand several jobs to side_by_side"
+    monkeypatch.setattr(machine, "side_by_side", lambda fn, items: [fn(item) for item in items])
+    assert experiments.run(name, use_cache=False, **settings)["results"] == together

@@ -1,0 +1,63 @@
+"""lecturelib.machine: the thread count of a block and independent jobs run side by side."""
+
+import threading
+
+import pytest
+import torch
+
+from lecturelib import machine, models
+
+
+def test_side_by_side_returns_results_in_the_order_of_the_jobs(monkeypatch):
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    seen = set()
+    started = threading.Barrier(2, timeout=10)
+
+    def job(i):
+        seen.add(threading.get_ident())
+        if i < 2:
+            started.wait()   # the first two jobs run at the same time, or this times out
+        return i * i
+
+    assert machine.side_by_side(job, range(5)) == [0, 1, 4, 9, 16]
+    assert len(seen) == 2
+
+
+def test_side_by_side_runs_in_order_on_one_core(monkeypatch):
+    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
+    order = []
+    assert machine.side_by_side(lambda i: order.append(threading.get_ident()) or i, range(3)) == [0, 1, 2]
+    assert set(order) == {threading.get_ident()}
+    assert machine.side_by_side(abs, []) == []
+
+
+def test_side_by_side_reraises_a_calls_error(monkeypatch):
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+
+    def job(i):
+        if i == 1:
+            raise FloatingPointError("training diverged")
+        return i
+
+    with pytest.raises(FloatingPointError, match="diverged"):
+        machine.side_by_side(job, range(4))
+
+
+def test_seeded_networks_are_the_same_when_built_in_parallel(monkeypatch):
+    """models seed from the global generator under a lock: networks built in parallel jobs equal those built one by one."""
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    build = lambda seed: models.mlp((1, 8, 8), 10, (64, 32), seed=seed)   # noqa: E731
+    alone = [build(seed) for seed in range(24)]
+    for _ in range(3):
+        parallel = machine.side_by_side(build, range(24))
+        assert all(torch.equal(p, q) for a, b in zip(alone, parallel) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    before = torch.get_num_threads()
+    with machine.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with machine.torch_threads(0):
+            pass
