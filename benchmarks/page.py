@@ -262,7 +262,9 @@ def _sparse(sp: Mapping) -> list[str]:
 def _notebooks(nb: Mapping) -> list[str]:
     lines = ["## Course runtime", "",
              "Each chapter notebook executed once, from a copy, in a fresh kernel with an empty experiment cache "
-             f"({nb['settings']['profile']}); times include the kernel's start. Target: the whole course in "
+             f"({nb['settings']['profile']}); times include the kernel's start. Every operation runs on one PyTorch "
+             "thread; independent trainings (seeds, rewind points, controls) run side by side on the cores "
+             "(`lecturelib.machine.side_by_side`), which changes no result. Target: the whole course in "
              f"≤ {nb['target_total_seconds']:.0f} s.", ""]
     rows = []
     for r in nb["notebooks"]:
