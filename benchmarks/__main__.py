@@ -33,8 +33,8 @@ QUICK = {
 FULL = {
     "masked_training": lambda: masked_training.run(),
     "imp_cost": lambda: imp_cost.run(),
-    "train_many": lambda: train_many.run(),
-    "structured_latency": lambda: structured_latency.run(),
+    "train_many": lambda: train_many.run(target_processes=5),
+    "structured_latency": lambda: structured_latency.run(processes=5),
     "sparse_linear": lambda: sparse_linear.run(),
     "notebook_runtime": lambda: notebook_runtime.run(),
 }

@@ -18,7 +18,7 @@ import torch
 
 from lecturelib import latency, models, pruning, structured
 
-from . import paired_ratio, summary
+from . import in_fresh_processes, paired_ratio, summary
 
 TARGET_EFFICIENCY = 0.8  # speed-up >= 0.8 x FLOP reduction at batch 256
 DEFAULT_NETWORKS = (
@@ -35,6 +35,7 @@ def run(
     warmup: int = 5,
     repeats: int = 40,
     threads: int | None = 1,
+    processes: int = 1,
 ) -> dict:
     """Time each network dense and channel-pruned at each sparsity, interleaved; return latencies and ratios.
 
@@ -45,12 +46,18 @@ def run(
         warmup / repeats: untimed and timed interleaved rounds.
         threads: PyTorch threads while timing (``None``: unchanged); 1, as chapter 7 times, keeps
             thread synchronisation of these small kernels out of the comparison.
+        processes: measure in this many fresh processes (:func:`benchmarks.in_fresh_processes`) and
+            keep, per row, the process with the median efficiency (``make bench``: 5).
 
     Returns:
         A JSON-ready dict; per network the dense latency, and per sparsity the latency, the
         latency ratio (median of paired per-round ratios), speed-up, MAC ratio, efficiency and
         whether the target is met.
     """
+    if processes > 1:
+        runs = in_fresh_processes("structured_latency", processes, networks=[dict(spec) for spec in networks], sparsities=list(sparsities),
+                                  batch=batch, warmup=warmup, repeats=repeats, threads=threads)
+        return median_process(runs)
     out = {"settings": {"batch": batch, "warmup": warmup, "repeats": repeats, "torch_threads": threads or torch.get_num_threads(),
                         "scores": "L1 norm of each filter, same fraction in every convolution", "weights": "random init (seed 0)"},
            "target_efficiency": TARGET_EFFICIENCY, "networks": []}
@@ -89,4 +96,18 @@ def run(
             "name": spec["name"], "input_shape": list(shape), "channels": list(spec["channels"]), "hidden": spec["hidden"],
             "macs_per_image": flops["dense"], "dense_latency_seconds": summary(stats["dense"].times), "pruned": rows,
         })
+    return out
+
+
+def median_process(runs: Sequence[dict]) -> dict:
+    """Combine the records of several processes: per network the process with the median dense latency, and per
+    row the process with the median efficiency, with every process's efficiency (sorted) in ``efficiency_by_process``."""
+    out = copy.deepcopy(dict(runs[0]))
+    middle = len(runs) // 2
+    out["settings"]["processes"] = len(runs)
+    for i, net in enumerate(out["networks"]):
+        net["dense_latency_seconds"] = sorted((run["networks"][i]["dense_latency_seconds"] for run in runs), key=lambda s: s["median"])[middle]
+        for j in range(len(net["pruned"])):
+            rows = sorted((run["networks"][i]["pruned"][j] for run in runs), key=lambda row: row["efficiency"])
+            net["pruned"][j] = {**rows[middle], "efficiency_by_process": [row["efficiency"] for row in rows]}
     return out

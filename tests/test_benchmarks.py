@@ -143,6 +143,29 @@ def test_structured_latency_record_counts_flops_of_the_rebuilt_network():
     json.dumps(r)
 
 
+def test_structured_latency_keeps_the_median_of_fresh_processes():
+    nets = [{"name": "tiny", "input_shape": [1, 8, 8], "channels": [4, 8], "hidden": 8}]
+    r = structured_latency.run(nets, sparsities=(0.5, 0.75), batch=2, warmup=0, repeats=2, processes=3)
+    assert r["settings"]["processes"] == 3
+    for row in r["networks"][0]["pruned"]:
+        assert len(row["efficiency_by_process"]) == 3 and row["efficiency_by_process"] == sorted(row["efficiency_by_process"])
+        assert row["efficiency"] == row["efficiency_by_process"][1]
+        assert row["met"] == (row["efficiency"] >= structured_latency.TARGET_EFFICIENCY)
+    assert "fresh processes" in "\n".join(page._structured(r))
+
+
+def test_median_process_takes_each_rows_median_process():
+    def record(dense, efficiencies):
+        return {"settings": {}, "networks": [{"dense_latency_seconds": {"median": dense},
+                                              "pruned": [{"efficiency": e, "process_dense": dense} for e in efficiencies]}]}
+    runs = [record(3.0, [0.9, 0.1]), record(1.0, [0.7, 0.3]), record(2.0, [0.8, 0.2])]
+    net = structured_latency.median_process(runs)["networks"][0]
+    assert net["dense_latency_seconds"]["median"] == 2.0
+    assert [row["efficiency"] for row in net["pruned"]] == [0.8, 0.2]
+    assert [row["process_dense"] for row in net["pruned"]] == [2.0, 2.0]   # each row is one process's whole row
+    assert net["pruned"][0]["efficiency_by_process"] == [0.7, 0.8, 0.9]
+
+
 def test_sparse_linear_record():
     r = sparse_linear.run(size=32, sparsities=(0.5, 0.9), batches=(1,), warmup=0, repeats=2)
     b = r["batches"][0]
@@ -399,6 +422,24 @@ def test_train_many_record(tiny_digits, monkeypatch):
 def test_train_many_target_is_not_decided_without_its_case(tiny_digits):
     r = train_many.run(("mlp",), (2,), (1,), min_seconds=0.01, warmup=0, repeats=1, data=tiny_digits)
     assert r["met"] is None
+
+
+def test_train_many_target_is_the_median_of_fresh_processes(tiny_digits, monkeypatch):
+    monkeypatch.setattr(train_many, "TARGET_CASE", ("mlp", 2, 1))
+    asked = {}
+
+    def fresh(module, processes, **kwargs):
+        asked.update(module=module, processes=processes, **kwargs)
+        return [{"rows": [{"speedup": {"median": m}}]} for m in (2.6, 1.9, 2.4)]
+
+    monkeypatch.setattr(train_many, "in_fresh_processes", fresh)
+    monkeypatch.setattr(train_many.data_module, "load_dataset", lambda name, seed=0: tiny_digits)
+    r = train_many.run(("mlp",), (2,), (1,), min_seconds=0.01, warmup=0, repeats=1, target_processes=3)
+    assert asked["module"] == "train_many" and asked["processes"] == 3 and asked["ns"] == [2] and asked["threads"] == [1]
+    assert r["target_speedup_by_process"] == [1.9, 2.4, 2.6] and r["target_speedup"] == 2.4
+    assert r["met"] is (2.4 >= train_many.TARGET)
+    text = page.render_page({"train_many": r})
+    assert "2.40× (1.90–2.60)" in text and "median of 3 fresh processes" in text
 
 
 def test_both_sides_of_the_train_many_benchmark_start_from_the_same_networks(tiny_digits):
