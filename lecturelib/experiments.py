@@ -263,7 +263,7 @@ def _run_lottery(config: LotteryConfig) -> dict:
         groups.append(([levels[-config.long_levels:] for levels in tickets], {"ticket": lambda seed: seed, "random": reinit},
                        {**kwargs, "iterations": config.long_iterations}))
     # the re-inits beside the convergence control: two cores, the same numbers
-    done = machine.side_by_side(lambda group: _masks_retrained(make, data, config.seeds, *group), groups)
+    done = machine.side_by_side(lambda group: _masks_retrained(make, data, config.seeds, *group), groups, device=config.device)
     long = done[1] if config.long_iterations else {"ticket": [], "random": []}
     runs = {"ticket": [[level.to_dict() for level in levels] for levels in tickets], "random": done[0]["random"]}
     return {"weights_left": [level["weights_left"] for level in runs["ticket"][0]], "runs": runs, "long": long,
@@ -296,7 +296,7 @@ def _run_rewinding(config: RewindingConfig) -> dict:
                     masks=[run.levels[-1].mask for run in imp], data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds],
                     alphas=config.alphas, train_kwargs=stability_kwargs)])
 
-    done = machine.side_by_side(rewound_to, config.ks)
+    done = machine.side_by_side(rewound_to, config.ks, device=config.device)
     runs = {str(k): levels for k, (levels, _) in zip(config.ks, done)}
     sparse = {str(k): instability for k, (_, instability) in zip(config.ks, done)}
     return {"weights_left": [level["weights_left"] for level in next(iter(runs.values()))[0]], "runs": runs,
@@ -314,7 +314,7 @@ def _run_stability(config: StabilityConfig) -> dict:
     by_k = machine.side_by_side(lambda k: [result.to_dict() for result in stability.instability_analyses(
         model, data, [iterative.Snapshot(k, history.snapshots[k]) for history in histories],
         iterations=config.iterations, data_seeds=[(2 * seed + 1, 2 * seed + 2) for seed in config.seeds], alphas=config.alphas,
-        train_kwargs={**kwargs, "eval_every": config.iterations})], config.ks)   # every k on its own core, where there is one
+        train_kwargs={**kwargs, "eval_every": config.iterations})], config.ks, device=config.device)   # each k on its own core
     by_k = dict(zip(map(str, config.ks), by_k))
     return {"ks": list(config.ks), "by_k": by_k, "n_train": len(data.y_train), "n_test": len(data.y_test)}
 

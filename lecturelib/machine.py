@@ -74,8 +74,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def side_by_side(fn: Callable[[A], T], items: Iterable[A]) -> list[T]:
-    """Return ``[fn(item) for item in items]``, computed on up to :func:`usable_cores` Python threads.
+def side_by_side(fn: Callable[[A], T], items: Iterable[A], *, device: torch.device | str | None = None) -> list[T]:
+    """Return ``[fn(item) for item in items]``, computed on up to :func:`usable_cores` Python threads when on the CPU.
 
     Each call computes exactly what it computes alone — bit for bit: PyTorch's kernels release
     Python's lock, so two calls use two cores while every operation still runs on the thread count
@@ -85,12 +85,19 @@ def side_by_side(fn: Callable[[A], T], items: Iterable[A]) -> list[T]:
     no draws from the global random generator (:mod:`lecturelib.models` seeds its networks under a
     lock). The first call that raises re-raises here (calls not started yet are cancelled).
 
+    ``device`` says where the calls compute (``None`` or ``"auto"``: :func:`lecturelib.training.default_device`);
+    on a GPU they run one after another: a GPU gains nothing from them, and two threads' kernels on an
+    Apple GPU crash PyTorch 2.14 (pytorch/pytorch#197805).
+
     Examples:
-        >>> side_by_side(lambda seed: seed ** 2, range(4))   # e.g. one training per seed
+        >>> side_by_side(lambda seed: seed ** 2, range(4), device="cpu")   # e.g. one training per seed
         [0, 1, 4, 9]
     """
+    from .training import default_device   # imported here: training sits above this module
+
     items = list(items)
-    workers = min(len(items), usable_cores())
+    on_cpu = (default_device() if device in (None, "auto") else torch.device(device)).type == "cpu"
+    workers = min(len(items), usable_cores()) if on_cpu else 1
     if workers <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(workers) as pool:

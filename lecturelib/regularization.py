@@ -141,7 +141,7 @@ def compare_regimes(
         return by_regime
 
     runs: list[RegimeRun] = []
-    for seed, by_regime in zip(seeds, machine.side_by_side(from_one_dense_run, seeds)):   # seeds on separate cores
+    for seed, by_regime in zip(seeds, machine.side_by_side(from_one_dense_run, seeds, device=device)):   # seeds on separate cores
         if "dropout" in regimes:   # one seed at a time: nn.Dropout draws from the global generator
             ds = datasets[seed]
             model = dropout.mlp_dropout(ds.input_shape, ds.num_classes, hidden, p=p, seed=seed)

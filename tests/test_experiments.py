@@ -237,13 +237,14 @@ def test_jobs_side_by_side_give_the_numbers_of_one_after_another(name, monkeypat
     calls = []
     real = machine.side_by_side
 
-    def counted(fn, items):
+    def counted(fn, items, device=None):
         items = list(items)
-        calls.append(len(items))
-        return real(fn, items)
+        calls.append((len(items), device))
+        return real(fn, items, device=device)
 
     monkeypatch.setattr(machine, "side_by_side", counted)
     together = experiments.run(name, use_cache=False, **settings)["results"]
-    assert calls and max(calls) >= 2, "the runner must hand several jobs to side_by_side"
-    monkeypatch.setattr(machine, "side_by_side", lambda fn, items: [fn(item) for item in items])
+    assert calls and max(n for n, _ in calls) >= 2, "the runner must hand several jobs to side_by_side"
+    assert {device for _, device in calls} == {"cpu"}, "the runner must say where its jobs compute"
+    monkeypatch.setattr(machine, "side_by_side", lambda fn, items, device=None: [fn(item) for item in items])
     assert experiments.run(name, use_cache=False, **settings)["results"] == together

@@ -31,6 +31,28 @@ def test_side_by_side_runs_in_order_on_one_core(monkeypatch):
     assert machine.side_by_side(abs, []) == []
 
 
+@pytest.mark.parametrize("device", ["mps", "cuda:0", torch.device("cuda")])
+def test_side_by_side_runs_one_after_another_on_a_gpu(monkeypatch, device):
+    """Two threads' MPS kernels crash PyTorch 2.14 (pytorch/pytorch#197805), and a GPU gains nothing from threads."""
+    monkeypatch.setattr(machine, "usable_cores", lambda: 4)
+    seen = []
+    assert machine.side_by_side(lambda i: seen.append(threading.get_ident()) or i, range(3), device=device) == [0, 1, 2]
+    assert set(seen) == {threading.get_ident()}
+
+
+def test_side_by_side_asks_training_for_the_default_device(monkeypatch):
+    from lecturelib import training
+
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    monkeypatch.setattr(training, "default_device", lambda: torch.device("mps"))
+    seen = []
+    machine.side_by_side(lambda i: seen.append(threading.get_ident()), range(4))
+    assert set(seen) == {threading.get_ident()}, "on an accelerator by default: one after another"
+    monkeypatch.setattr(training, "default_device", lambda: torch.device("cpu"))
+    barrier = threading.Barrier(2, timeout=10)
+    machine.side_by_side(lambda i: barrier.wait(), range(2), device="auto")   # on the CPU: two threads at once
+
+
 def test_side_by_side_reraises_a_calls_error(monkeypatch):
     monkeypatch.setattr(machine, "usable_cores", lambda: 2)
 
