@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -181,6 +182,9 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target
 
 
+_GLOBAL_GENERATORS = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST-1D's standard data set (the package's default arguments, seed 42) as ``(N, 1, 40)`` arrays."""
@@ -190,13 +194,15 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         raise DatasetUnavailableError(
             "dataset 'mnist1d' needs the mnist1d package: pip install mnist1d (it generates the data offline)"
         ) from error
-    # make_dataset reseeds the global random generators; keep the caller's streams untouched
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        raw = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
+    # make_dataset reseeds the global random generators: keep the caller's streams untouched, and let one
+    # thread at a time draw from them (machine.side_by_side may load the data in several threads)
+    with _GLOBAL_GENERATORS:
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        try:
+            raw = make_dataset(get_dataset_args())
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
     def sequences(x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)[:, None, :]
     return sequences(raw["x"]), np.asarray(raw["y"]), sequences(raw["x_test"]), np.asarray(raw["y_test"])

@@ -83,3 +83,18 @@ def test_torch_threads_sets_and_restores_the_count():
     with pytest.raises(ValueError, match="threads"):
         with machine.torch_threads(0):
             pass
+
+
+def test_mnist1d_generated_in_parallel_is_the_data_generated_alone(monkeypatch):
+    """mnist1d's generator reseeds NumPy's global generator: data loaded in parallel jobs must not interleave its draws."""
+    from lecturelib import data
+
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    alone = data._mnist1d_arrays()
+    data._mnist1d_arrays.cache_clear()
+    try:
+        parallel = machine.side_by_side(lambda _: data._mnist1d_arrays.__wrapped__(), range(2), device="cpu")
+    finally:
+        data._mnist1d_arrays.cache_clear()
+    for arrays in parallel:
+        assert all((a == b).all() for a, b in zip(arrays, alone))
