@@ -65,12 +65,9 @@ def summary_rows(results: Mapping) -> list[list[str]]:
         rows.append([f"IMP, {imp['settings']['rounds']} rounds ÷ {imp['settings']['trainings']} dense trainings",
                      f"{imp['ratio']['median']:.2f}", f"≤ {imp['target']:.2f}", verdict(imp["met"])])
     tm = results.get("train_many")
-    if tm:   # the target case; the section's table has every (model, N, threads)
-        t = tm["target"]
-        for row in tm["rows"]:
-            if (row["model"], row["n"], row["threads"]) == (t["model"], t["n"], t["threads"]):
-                rows.append([f"{row['n']} {row['model'].upper()}s one by one ÷ together (`train_many`), {threads(row['threads'])}",
-                             _target_speedup(tm, row), f"≥ {t['speedup']:.1f}×", verdict(tm["met"])])
+    if tm and (row := _target_row(tm)):   # the target case; the section's table has every (model, N, threads)
+        rows.append([f"{row['n']} {row['model'].upper()}s one by one ÷ together (`train_many`), {threads(row['threads'])}",
+                     _target_speedup(tm), f"≥ {tm['target']['speedup']:.1f}×", verdict(tm["met"])])
     sl = results.get("structured_latency")
     if sl:
         for net in sl["networks"]:
@@ -208,19 +205,25 @@ def _train_many(tm: Mapping) -> list[str]:
              f"{row['sequential_seconds']['median']:.2f} s", f"{row['together_seconds']['median']:.2f} s", ratio(row["speedup"])]
             for row in tm["rows"]]
     lines += _table(["model", "N", "threads", "steps", "one by one", "together", "speed-up"], rows)
-    target = next((row for row in tm["rows"] if (row["model"], row["n"], row["threads"]) == (t["model"], t["n"], t["threads"])), None)
     spread = tm.get("target_speedup_by_process")
     lines += ["", f"Target: at least {t['speedup']:.1f}× for {t['n']} {t['model'].upper()}s on {threads(t['threads'])}: "
-              + (f"{_target_speedup(tm, target)}, the median of {len(spread)} fresh processes (the one-by-one side's "
+              + (f"{_target_speedup(tm)}, the median of {len(spread)} fresh processes (the one-by-one side's "
                  "2-thread timing of these tiny steps depends on the process more than on the round; range in brackets): "
-                 if spread and target else "") + f"{verdict(tm['met'])}.", ""]
+                 if spread and _target_row(tm) else "") + f"{verdict(tm['met'])}.", ""]
     return lines
 
 
-def _target_speedup(tm: Mapping, row: Mapping) -> str:
+def _target_row(tm: Mapping) -> Mapping | None:
+    """The table's row of the train_many target case, or ``None`` when the run did not time it."""
+    t = tm["target"]
+    return next((row for row in tm["rows"] if (row["model"], row["n"], row["threads"]) == (t["model"], t["n"], t["threads"])), None)
+
+
+def _target_speedup(tm: Mapping) -> str:
+    """The target case's speed-up: the median process with the range over processes, or the one run's median."""
     spread = tm.get("target_speedup_by_process")
     if not spread:
-        return f"{row['speedup']['median']:.2f}×"
+        return f"{_target_row(tm)['speedup']['median']:.2f}×"
     return f"{tm['target_speedup']:.2f}× ({min(spread):.2f}–{max(spread):.2f})"
 
 

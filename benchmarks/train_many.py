@@ -78,7 +78,8 @@ def run(
         data: the dataset of every model (default: :data:`DATASETS`, each model's offline dataset).
         target_processes: also time :data:`TARGET_CASE` in this many fresh processes
             (:func:`benchmarks.in_fresh_processes`) and decide the target on the median process
-            (``make bench``: 5): the one-by-one side's 2-thread timing depends on the process.
+            (``make bench``: 5): the one-by-one side's 2-thread timing depends on the process. Only with
+            the default ``data`` (a fresh process loads its own); otherwise the target is read from this run.
 
     Returns:
         A JSON-ready dict: the settings and one row per (model, N, threads) with the step count,
