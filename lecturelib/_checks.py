@@ -37,15 +37,13 @@ def check_number(name: str, value: float) -> float:
     return float(value)
 
 
-def check_fraction(name: str, value: float, *, allow_one: bool = False) -> float:
-    """Return ``value`` as a float if it lies in [0, 1) (or [0, 1] with ``allow_one``)."""
+def check_fraction(name: str, value: float) -> float:
+    """Return ``value`` as a float if it lies in [0, 1)."""
     value = as_scalar(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float in [0, 1), got {value!r} of type {type(value).__name__}")
-    upper_ok = value <= 1 if allow_one else value < 1
-    if not (0 <= value and upper_ok):   # also refuses NaN
-        allowed = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+    if not 0 <= value < 1:   # also refuses NaN
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
 
 

@@ -140,7 +140,7 @@ def run_outcome(experiment: str, profile: str = "ci", *, use_cache: bool = True,
         if cached is not None:
             return RunOutcome(cached, path, True)
     _check_device_here(experiment, config)
-    on_cpu = (training.default_device().type if config.device == "auto" else config.device) == "cpu"
+    on_cpu = training.resolve_device(config.device).type == "cpu"
     with machine.torch_threads(CPU_THREADS if on_cpu else None), _progress_bar(experiment, config, progress):
         results = EXPERIMENTS[experiment].runner(config)
     record = {"experiment": experiment, "config": asdict(config), "config_hash": cache.config_hash(config),
@@ -190,8 +190,7 @@ def _seconds_per_step(config) -> float:
     import time
 
     shape = _INPUT_SHAPES[config.dataset]
-    name = getattr(config, "model", "mlp")
-    model = models.mlp(shape, 10, config.hidden, seed=0) if name == "mlp" else models.build_model(name, shape, 10, seed=0)
+    model = _network(config, shape, 10, seed=0)
     opt = training.make_optimizer(model.parameters(), config.optimizer, lr=config.lr)
     x, y = torch.randn(config.batch_size, *shape), torch.randint(0, 10, (config.batch_size,))
     timings = []
@@ -239,11 +238,12 @@ def _start(config: ExperimentConfig) -> tuple[data_module.Dataset, Callable[[int
                                     download=config.download)
     if config.label_noise:
         data = data_module.with_label_noise(data, config.label_noise, seed=0)
-    if config.model == "mlp":
-        make = lambda seed: models.mlp(data.input_shape, data.num_classes, config.hidden, seed=seed)  # noqa: E731
-    else:
-        make = lambda seed: models.build_model(config.model, data.input_shape, data.num_classes, seed=seed)  # noqa: E731
-    return data, make, _train_kwargs(config)
+    return data, lambda seed: _network(config, data.input_shape, data.num_classes, seed), _train_kwargs(config)
+
+
+def _network(config: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> torch.nn.Module:
+    """``config.model`` (the MLP with ``config.hidden``) initialised from ``seed``."""
+    return models.build_model(config.model, input_shape, num_classes, seed=seed, **({"hidden": config.hidden} if config.model == "mlp" else {}))
 
 
 def _train_kwargs(config: ExperimentConfig) -> dict:
@@ -355,16 +355,12 @@ def level_metric(runs: list[list[dict]], key: str) -> np.ndarray:
 
 def history_metric_at(runs: list[list[dict]], key: str, iteration: int) -> np.ndarray:
     """Return the history curve ``key`` (e.g. ``"val_acc"``) at ``iteration`` for every seed and level: shape ``(seeds, levels)``."""
-    out = []
-    for levels in runs:
-        row = []
-        for level in levels:
-            its = level["history"]["iteration"]
-            if iteration not in its:
-                raise ValueError(f"iteration {iteration} was not evaluated; evaluations at {its[:5]}…")
-            row.append(level["history"][key][its.index(iteration)])
-        out.append(row)
-    return np.array(out, dtype=float)
+    def at(history: dict) -> float:
+        if iteration not in history["iteration"]:
+            raise ValueError(f"iteration {iteration} was not evaluated; evaluations at {history['iteration'][:5]}…")
+        return history[key][history["iteration"].index(iteration)]
+
+    return np.array([[at(level["history"]) for level in levels] for levels in runs], dtype=float)
 
 
 def barrier_matrix(by_k: Mapping[str, list[dict]], key: str = "error_barrier") -> tuple[list[int], np.ndarray]:

@@ -28,8 +28,7 @@ def prune_model(model: nn.Module, sparsity: float) -> Mask:
     loses ``round(sparsity * n)`` of its ``n`` weights, the smallest ``|w|``.
     """
     mask = layerwise_magnitude_mask(model, sparsity)
-    with torch.no_grad():
-        apply_mask(model, mask)
+    apply_mask(model, mask)   # in place, without autograd (apply_mask runs under torch.no_grad)
     return mask
 
 
@@ -42,14 +41,12 @@ def finetune_with_mask(model: nn.Module, mask: Mask, x: torch.Tensor, y: torch.T
     steps = check_positive_int("steps", steps)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
     model.train()
-    with torch.no_grad():
-        apply_mask(model, mask)
+    apply_mask(model, mask)
     for _ in range(steps):
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
-        with torch.no_grad():
-            apply_mask(model, mask)
+        apply_mask(model, mask)
     return model
 
 
@@ -69,7 +66,6 @@ def sensitivity_scan(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sparsit
         scan[name] = []
         for s in sparsities:
             copy = clone_model(model)
-            with torch.no_grad():
-                apply_mask(copy, layerwise_magnitude_mask(copy, s, names=[name]))
+            apply_mask(copy, layerwise_magnitude_mask(copy, s, names=[name]))
             scan[name].append(accuracy(copy, x, y))
     return scan

@@ -224,20 +224,19 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
         return grade
     # the copy that runs: a report cell after every check cell; cell_of[i] = where original cell i now is
     run = nbformat.v4.new_notebook(metadata=nb.metadata)
-    cell_of, report_of, origin = {}, {}, []   # origin[j]: the original cell that run cell j is or reports on
+    cell_of, origin = {}, []   # origin[j]: the original cell that run cell j is or reports on; a report cell follows its check cell
     check_cells = {e.cell for e in found}
     for index, cell in enumerate(nb.cells):
         cell_of[index] = len(run.cells)
         run.cells.append(copy.deepcopy(cell))
         origin.append(index)
         if index in check_cells:
-            report_of[index] = len(run.cells)
             run.cells.append(nbformat.v4.new_code_cell(_REPORT))
             origin.append(index)
     for cell in run.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    start, current, stopped_at = time.monotonic(), 0, None
+    start, current = time.monotonic(), 0
     with tempfile.TemporaryDirectory(prefix="lecturelib-grade-") as tmp:
         workdir = Path(tmp) / "work"
         shutil.copytree(path.resolve().parent, workdir, ignore=_NOT_COPIED, symlinks=True)
@@ -251,7 +250,6 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
                     left = timeout - (time.monotonic() - start)
                     if left <= 0:
                         grade.problem = f"stopped at cell {origin[index]}: the notebook's time limit of {timeout:g} s is used up"
-                        stopped_at = origin[index]
                         break
                     client.timeout = max(1, int(min(cell_timeout, left)))
                     try:
@@ -259,20 +257,18 @@ def grade_notebook(path: str | os.PathLike, *, cell_timeout: float = 120.0, time
                     except CellTimeoutError:
                         limit = "a cell's" if client.timeout >= int(cell_timeout) else "the notebook's"
                         grade.problem = f"stopped in cell {origin[index]}: it ran past {limit} time limit ({client.timeout} s)"
-                        stopped_at = origin[index]
                         break
         except DeadKernelError as error:
             grade.problem = f"the kernel died in cell {origin[current]}: {' '.join(str(error).split())}"
-            stopped_at = origin[current]
         except (RuntimeError, OSError) as error:  # the kernel would not start
-            grade.problem = f"the notebook could not run: {' '.join(str(error).split())[:300]}"
-            stopped_at = 0
+            grade.problem, current = f"the notebook could not run: {' '.join(str(error).split())[:300]}", 0
     grade.seconds = time.monotonic() - start
+    stopped_at = origin[current] if grade.problem else None   # the run stopped before or in this cell
     previous = -1
     for exercise in found:
         earlier = [_error(run.cells[cell_of[i]]) for i in range(previous + 1, exercise.cell) if nb.cells[i].cell_type == "code"]
         earlier_error = next((f"{name}: {message}" for name, message in filter(None, earlier)), "")
-        outcomes = _outcomes(run.cells[report_of[exercise.cell]])
+        outcomes = _outcomes(run.cells[cell_of[exercise.cell] + 1])
         stopped = grade.problem if stopped_at is not None and exercise.cell >= stopped_at else ""
         grade.results.append(_grade(exercise, run.cells[cell_of[exercise.cell]], outcomes, earlier_error, stopped))
         previous = exercise.cell

@@ -180,20 +180,6 @@ class LevelRecord:
         }
 
 
-def prune_to(
-    model: nn.Module,
-    target_sparsity: Sparsity,
-    *,
-    scope: str = "layerwise",
-    current_mask: Mask | None = None,
-    names: Sequence[str] | None = None,
-) -> Mask:
-    """Return the magnitude mask that brings ``model`` to ``target_sparsity`` (``"layerwise"``: every layer, or ``{name: sparsity}``; ``"global"``: all layers together), keeping ``current_mask``'s zeros."""
-    check_choice("scope", scope, SCOPES)
-    make = layerwise_magnitude_mask if scope == "layerwise" else global_magnitude_mask
-    return make(model, target_sparsity, names=names, current_mask=current_mask)
-
-
 def train_together(models: Sequence[nn.Module], data: Dataset, *, masks: Sequence[Mask | None], data_seeds: Sequence[int],
                    **train_kwargs) -> list[History]:
     """Train ``models`` with one mask and data seed each: together with :func:`~lecturelib.training.train_many` where that
@@ -292,6 +278,7 @@ def prune_finetune_many(
     """
     models = list(models)
     check_choice("scope", scope, SCOPES)
+    prune_to = layerwise_magnitude_mask if scope == "layerwise" else global_magnitude_mask
     levels = _checked_sparsities(sparsities)
     budgets = _budgets(finetune_iterations, len(levels))
     data_seeds = [0] * len(models) if data_seeds is None else [check_positive_int("data_seeds", s, allow_zero=True) for s in data_seeds]
@@ -312,13 +299,13 @@ def prune_finetune_many(
     records = []
     for model, mask in zip(models, masks):
         loss, acc = evaluate(model, data.x_test, data.y_test)
-        now = sparsity(mask) if mask is not None else 0.0
-        records.append([LevelRecord(0, now, now, loss, acc, loss, acc, 0, 0, _copy_mask(mask) if mask is not None else {})])
+        now = sparsity(mask or {})
+        records.append([LevelRecord(0, now, now, loss, acc, loss, acc, 0, 0, _copy_mask(mask or {}))])
     total = 0
     for level, (target, steps) in enumerate(zip(levels, budgets), start=1):
         pruned = []
         for i, model in enumerate(models):
-            masks[i] = prune_to(model, target, scope=scope, current_mask=masks[i], names=names)
+            masks[i] = prune_to(model, target, current_mask=masks[i], names=names)
             apply_mask(model, masks[i])
             pruned.append(evaluate(model, data.x_test, data.y_test))
             if rewinds:

@@ -291,7 +291,4 @@ def remove_hidden_units(weights: Sequence[torch.Tensor], sparsity: float) -> lis
 
 def weight_count(weights: Sequence[torch.Tensor]) -> int:
     """Return the number of stored non-zero weights of a stack (dense zeros are not counted)."""
-    total = 0
-    for weight in weights:
-        total += int(weight._nnz()) if weight.layout == torch.sparse_csr else int((weight != 0).sum())
-    return total
+    return sum(int(w._nnz()) if w.layout == torch.sparse_csr else int((w != 0).sum()) for w in weights)

@@ -93,10 +93,10 @@ def side_by_side(fn: Callable[[A], T], items: Iterable[A], *, device: torch.devi
         >>> side_by_side(lambda seed: seed ** 2, range(4), device="cpu")   # e.g. one training per seed
         [0, 1, 4, 9]
     """
-    from .training import default_device   # imported here: training sits above this module
+    from .training import resolve_device   # imported here: training sits above this module
 
     items = list(items)
-    on_cpu = (default_device() if device in (None, "auto") else torch.device(device)).type == "cpu"
+    on_cpu = resolve_device(device).type == "cpu"
     workers = min(len(items), usable_cores()) if on_cpu else 1
     if workers <= 1:
         return [fn(item) for item in items]

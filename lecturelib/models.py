@@ -189,10 +189,7 @@ def count_parameters(model: nn.Module, mask: dict[str, torch.Tensor] | None = No
     """
     if mask is not None:
         check_mask(model, mask)
-    total = 0
-    for name, param in model.named_parameters():
-        total += int(mask[name].sum()) if mask is not None and name in mask else param.numel()
-    return total
+    return sum(int(mask[name].sum()) if mask is not None and name in mask else param.numel() for name, param in model.named_parameters())
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, torch.Tensor] | None = None) -> int:
@@ -213,10 +210,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], mask: dict[str, to
         nonlocal flops
         weight_name = f"{names[module]}.weight" if names[module] else "weight"
         alive = int(mask[weight_name].sum()) if mask is not None and weight_name in mask else module.weight.numel()
-        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-            flops += alive * output.shape[2:].numel()
-        else:
-            flops += alive
+        flops += alive * (output.shape[2:].numel() if isinstance(module, (nn.Conv1d, nn.Conv2d)) else 1)   # × output positions
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     try:

@@ -65,24 +65,22 @@ def plot_mean_band(
     return ax
 
 
-def _as_image(values, shape=None):
+def _as_image(values):
+    """``values`` as a square image when their count is a square (an MNIST-like input), else as one row."""
     values = np.asarray(values, dtype=float)
-    if shape is None:
-        side = int(round(np.sqrt(values.size)))
-        shape = (side, side) if side * side == values.size else (1, values.size)
-    return values.reshape(shape)
+    side = int(round(np.sqrt(values.size)))
+    return values.reshape((side, side) if side * side == values.size else (1, values.size))
 
 
-def plot_weighted_sum_terms(w, x, *, axes=None, image_shape=None) -> np.ndarray:
+def plot_weighted_sum_terms(w, x) -> np.ndarray:
     """Draw the input ``x``, the weights ``w`` and the terms ``w_i x_i`` as images (three panels); return the axes."""
-    if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(FIGSIZE[0], 2.8))
+    _, axes = plt.subplots(1, 3, figsize=(FIGSIZE[0], 2.8))
     w, x = np.asarray(w, dtype=float), np.asarray(x, dtype=float)
     panels = [("input $x_i$", x, "gray_r"), ("weights $w_i$", w, "RdBu_r"), ("terms $w_i x_i$", w * x, "RdBu_r")]
     for ax, (title, values, cmap) in zip(axes, panels):
         limit = np.abs(values).max() or 1.0
         vmin = -limit if cmap == "RdBu_r" else values.min()
-        image = ax.imshow(_as_image(values, image_shape), cmap=cmap, vmin=vmin, vmax=limit)
+        image = ax.imshow(_as_image(values), cmap=cmap, vmin=vmin, vmax=limit)
         ax.set_title(title)
         ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
         plt.colorbar(image, ax=ax, shrink=0.8)
@@ -164,7 +162,6 @@ def plot_interpolation(
     paths: Mapping[str, Sequence[Mapping]],
     *,
     metric: str = "errors",
-    colors: Mapping[str, str] | None = None,
     title: str | None = None,
 ) -> plt.Axes:
     """Draw error (%) or loss along the linear path between two trained copies, mean over seeds per label.
@@ -174,12 +171,11 @@ def plot_interpolation(
         paths: ``{label: [instability result dicts, one per seed]}``, each with ``"alphas"`` and ``metric``
             (:meth:`lecturelib.stability.Instability.to_dict`).
         metric: ``"errors"`` (drawn in %) or ``"losses"`` (cross-entropy).
-        colors: colour per label (default: a sequential colormap).
         title: the title (state the finding).
     """
     cmap = plt.get_cmap("viridis")
     for i, (label, runs) in enumerate(paths.items()):
-        color = (colors or {}).get(label, cmap(i / max(len(paths) - 1, 1) * 0.85))
+        color = cmap(i / max(len(paths) - 1, 1) * 0.85)
         plot_mean_band(ax, runs[0]["alphas"], [run[metric] for run in runs], label=label, color=color, marker=".",
                        scale=100 if metric == "errors" else 1)
     ylabel = "test error (%)" if metric == "errors" else "test loss (cross-entropy)"
@@ -383,11 +379,8 @@ def plot_ratio_curves(
                 ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.15, lw=0)
     if dense_acc is not None:
         axes[0].axhline(100 * dense_acc, color=COLORS["dense"], ls=":", lw=1, label="dense")
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[1].set_ylabel("test loss (cross-entropy)")
-    axes[1].set_yscale("log")
-    for ax in axes:
-        ax.set_xlabel("weights pruned (%)")
+    axes[0].set(xlabel="weights pruned (%)", ylabel="test accuracy (%)")
+    axes[1].set(xlabel="weights pruned (%)", ylabel="test loss (cross-entropy)", yscale="log")
     axes[0].legend(loc="lower left")
     if title:
         axes[0].figure.suptitle(title, fontsize=11)

@@ -35,21 +35,14 @@ Mask = dict[str, torch.Tensor]
 PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def prunable_names(model: nn.Module, *, include_bias: bool = False) -> list[str]:
-    """Return the names of the weights of the ``Linear`` and ``Conv1d/2d/3d`` layers (and biases if asked), in order.
+def prunable_names(model: nn.Module) -> list[str]:
+    """Return the names of the weights of the ``Linear`` and ``Conv1d/2d/3d`` layers, in order.
 
     Examples:
         >>> prunable_names(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)))
         ['0.weight', '3.weight']
     """
-    names = []
-    for module_name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_LAYERS):
-            prefix = f"{module_name}." if module_name else ""
-            names.append(prefix + "weight")
-            if include_bias and module.bias is not None:
-                names.append(prefix + "bias")
-    return names
+    return [f"{name}.weight" if name else "weight" for name, module in model.named_modules() if isinstance(module, PRUNABLE_LAYERS)]
 
 
 def ones_mask(model: nn.Module, names: Iterable[str] | None = None) -> Mask:
@@ -337,7 +330,6 @@ def format_sparsity_report(rows: list[dict[str, object]]) -> str:
         shape = "x".join(map(str, row["shape"]))
         lines.append(f"{row['name']:<14}{shape:>14}{row['weights']:>10}{row['zeros']:>10}{row['sparsity']:>10.1%}")
     return "\n".join(lines)
-
 
 
 def to_torch_prune(model: nn.Module, mask: Mask) -> nn.Module:

@@ -59,13 +59,8 @@ class RegimeRun:
 def concat_histories(first: History, second: History) -> History:
     """Return one :class:`History` with ``second``'s iterations shifted to follow ``first``'s last one."""
     offset = first.iteration[-1] if first.iteration else 0
-    out = History()
-    for key in ("iteration", "train_loss", "val_loss", "val_acc", "test_loss", "test_acc"):
-        tail = getattr(second, key)
-        if key == "iteration":
-            tail = [offset + it for it in tail]
-        setattr(out, key, list(getattr(first, key)) + list(tail))
-    return out
+    tail = {**second.to_dict(), "iteration": [offset + it for it in second.iteration]}
+    return History(**{key: values + tail[key] for key, values in first.to_dict().items()})
 
 
 def _run(regime: str, seed: int, model, dataset, history: History, sparsity: float) -> RegimeRun:

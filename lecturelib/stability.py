@@ -236,11 +236,9 @@ def instability_analyses(
         if len(pair) != 2 or pair[0] == pair[1]:
             raise ValueError(f"data_seeds must be two different seeds, got {pair!r}")
     train_kwargs = checked_train_kwargs(train_kwargs, ("mask", "data_seed", "iterations", "epochs", "start_iteration"), "instability_analysis")
-    copies = []
-    for start in starts:
-        for _ in range(2):
-            copies.append(copy.deepcopy(model))
-            copies[-1].load_state_dict(start.state)
+    copies = [copy.deepcopy(model) for _ in range(2 * len(starts))]
+    for net, start in zip(copies, [start for start in starts for _ in range(2)]):   # two copies of each W_k
+        net.load_state_dict(start.state)
     train_together(copies, data, masks=[mask for mask in masks for _ in range(2)], data_seeds=[s for pair in data_seeds for s in pair],
                    iterations=iterations - k, start_iteration=k, **train_kwargs)   # side by side; each as train would take it
     results, probe = [], copy.deepcopy(model).cpu()   # the network each path's points are loaded into

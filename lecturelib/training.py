@@ -58,6 +58,11 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """Return ``device`` as a ``torch.device``; ``None`` or ``"auto"`` is :func:`default_device`."""
+    return default_device() if device in (None, "auto") else torch.device(device)
+
+
 @dataclass
 class History:
     """What happened during one call of :func:`train`, one entry per evaluation.
@@ -258,7 +263,7 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings | None = None
     settings = train_settings(settings, **overrides)
     plan = _plan(settings, data)
     data_seed = check_positive_int("data_seed", data_seed, allow_zero=True)
-    device = _device(settings)
+    device = resolve_device(settings.device)
     home = next(model.parameters()).device   # handed back there: a notebook's CPU tensors keep working on a GPU machine
     model.to(device)
     pruned, keeps = _prepare_mask(model, mask, device)
@@ -339,10 +344,6 @@ def _fit(models: list[nn.Module], params: dict[str, torch.Tensor], losses_of_ste
     return histories
 
 
-def _device(settings: TrainSettings) -> torch.device:
-    return default_device() if settings.device in (None, "auto") else torch.device(settings.device)
-
-
 def _minibatch_order(n_examples: int, batch_size: int, total: int, data_seed: int) -> Iterator[torch.Tensor]:
     """Yield the example indices of each of ``total`` steps: a new permutation drawn from ``data_seed``'s generator at each epoch's start."""
     generator = torch.Generator().manual_seed(data_seed)
@@ -399,7 +400,7 @@ def train_many(models: Sequence[nn.Module], data: Dataset, settings: TrainSettin
     masks = [None] * n if masks is None else list(masks)
     data_seeds = [0] * n if data_seeds is None else [check_positive_int("data_seeds", s, allow_zero=True) for s in data_seeds]
     check_one_each("model", n, masks=masks, data_seeds=data_seeds)
-    device = _device(settings)
+    device = resolve_device(settings.device)
 
     homes = [next(model.parameters()).device for model in models]
     own = [dict(model.to(device).named_parameters()) for model in models]
@@ -470,10 +471,7 @@ def _sequential_leaves(module: nn.Sequential, prefix: str = "") -> Iterator[tupl
 
 def _stacked_mask(models, masks, stacked, device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Return the stacked parameters any mask prunes and their stacked 0/1 masks (ones for a network without that entry)."""
-    per_model = []
-    for model, mask in zip(models, masks):
-        _, keeps = _prepare_mask(model, mask, device)
-        per_model.append(dict(zip(mask or {}, keeps)))
+    per_model = [dict(zip(mask or {}, _prepare_mask(model, mask, device)[1])) for model, mask in zip(models, masks)]
     names = [name for name in stacked if any(name in keeps for keeps in per_model)]
     return ([stacked[name] for name in names],
             [torch.stack([keeps.get(name, torch.ones_like(stacked[name][0])) for keeps in per_model]) for name in names])

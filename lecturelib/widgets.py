@@ -158,8 +158,7 @@ def ratio_curve_demo(
         if dense_acc is not None:
             ax.axhline(100 * dense_acc, color=plots.COLORS["dense"], ls=":", lw=1, label="dense")
         ax.axvline(100 * value, color=plots.COLORS["highlight"], lw=3, alpha=0.8)
-        ax.set_xlabel("weights pruned (%)")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set(xlabel="weights pruned (%)", ylabel="test accuracy (%)")
         ax.set_title(f"{100 * value:g} % pruned: " + ", ".join(parts), fontsize=9)
         ax.legend(loc="lower left", fontsize=8)
         return fig
@@ -380,10 +379,8 @@ def interpolation_demo(paths, *, threshold: float, seeds=None, k: int | None = N
         ax2.plot([], [], marker="o", ms=9, mfc="none", mec="0.3", mew=2, ls="", label="maximum: the error barrier")
         ax2.axhline(100 * threshold, color=plots.COLORS["pruned"], lw=1.5, ls=":", label=f"{100 * threshold:g} % criterion")
         ax2.axhline(0, color="0.5", lw=0.8, ls="--")
-        ax1.set_ylim(*error_lim)
-        ax2.set_ylim(*rise_lim)
-        ax1.set(xlabel="α (0 = copy 1, 1 = copy 2)", ylabel="test error (%)")
-        ax2.set(xlabel="α", ylabel="error above the ends' mean (points)")
+        ax1.set(xlabel="α (0 = copy 1, 1 = copy 2)", ylabel="test error (%)", ylim=error_lim)
+        ax2.set(xlabel="α", ylabel="error above the ends' mean (points)", ylim=rise_lim)
         ax1.legend(fontsize=8)
         ax2.legend(fontsize=8)
         stable = sum(b < 100 * threshold for b in barriers)
