@@ -471,7 +471,10 @@ def _sequential_leaves(module: nn.Sequential, prefix: str = "") -> Iterator[tupl
 
 def _stacked_mask(models, masks, stacked, device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Return the stacked parameters any mask prunes and their stacked 0/1 masks (ones for a network without that entry)."""
-    per_model = [dict(zip(mask or {}, _prepare_mask(model, mask, device)[1])) for model, mask in zip(models, masks)]
+    per_model = []
+    for model, mask in zip(models, masks):
+        _, keeps = _prepare_mask(model, mask, device)
+        per_model.append(dict(zip(mask or {}, keeps)))
     names = [name for name in stacked if any(name in keeps for keeps in per_model)]
     return ([stacked[name] for name in names],
             [torch.stack([keeps.get(name, torch.ones_like(stacked[name][0])) for keeps in per_model]) for name in names])
