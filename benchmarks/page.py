@@ -7,7 +7,7 @@ what ``benchmarks/results.json`` holds; a section missing from the JSON is shown
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lecturelib import atomic
@@ -224,7 +224,12 @@ def _target_speedup(tm: Mapping) -> str:
     spread = tm.get("target_speedup_by_process")
     if not spread:
         return f"{_target_row(tm)['speedup']['median']:.2f}×"
-    return f"{tm['target_speedup']:.2f}× ({min(spread):.2f}–{max(spread):.2f})"
+    return _with_range(f"{tm['target_speedup']:.2f}×", spread)
+
+
+def _with_range(value: str, spread: Sequence[float] | None) -> str:
+    """``value``, then the range over the fresh processes in brackets where the run measured several."""
+    return value + (f" ({min(spread):.2f}–{max(spread):.2f})" if spread else "")
 
 
 def _structured(sl: Mapping) -> list[str]:
@@ -245,17 +250,13 @@ def _structured(sl: Mapping) -> list[str]:
                   f"{net['macs_per_image']:,} MACs per image; dense latency {ms(net['dense_latency_seconds']['median'])} "
                   f"per batch.", ""]
         rows = [[percent(r["fraction_removed"]), str(r["conv_widths"]), f"{r['mac_ratio']:.2f}", ms(r["latency_seconds"]["median"]),
-                 ratio(r["latency_ratio"]), f"{r['speedup']:.2f}×", f"{r['flop_reduction']:.2f}×", _efficiency(r),
+                 ratio(r["latency_ratio"]), f"{r['speedup']:.2f}×", f"{r['flop_reduction']:.2f}×",
+                 _with_range(f"{r['efficiency']:.2f}", r.get("efficiency_by_process")),
                  verdict(r["met"])] for r in net["pruned"]]
         lines += _table(["channels removed", "widths", "MAC ratio", "latency", "latency ratio", "speed-up",
                          "FLOP reduction", "efficiency", "target"], rows)
         lines.append("")
     return lines
-
-
-def _efficiency(row: Mapping) -> str:
-    spread = row.get("efficiency_by_process")
-    return f"{row['efficiency']:.2f}" + (f" ({min(spread):.2f}–{max(spread):.2f})" if spread else "")
 
 
 def _sparse(sp: Mapping) -> list[str]:
