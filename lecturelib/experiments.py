@@ -156,7 +156,7 @@ def _check_device_here(experiment: str, config) -> None:
     device = config.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} is not available: torch finds no CUDA GPU here; use device='auto' or 'cpu'")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+    if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' is not available: this is not a Mac with Apple silicon; use device='auto' or 'cpu'")
     if device == "auto" and training.default_device().type == "cpu":
         steps = planned_steps(experiment, config)

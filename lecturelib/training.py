@@ -53,7 +53,7 @@ def default_device() -> torch.device:
     """Return the best available device: CUDA, then Apple's MPS, then the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
