@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from lecturelib import atomic, cache, configs, experiments, iterative, plots, training
+from lecturelib import atomic, cache, configs, experiments, iterative, machine, plots, training
 
 TINY = {
     "lottery": dict(hidden=(8,), iterations=6, eval_every=3, rounds=2, seeds=(0,), long_iterations=9, long_levels=1),
@@ -153,13 +153,9 @@ def test_experiments_train_on_a_fixed_thread_count_whatever_the_machine(tmp_path
     seen = []
     real_fit = training._fit
     monkeypatch.setattr(training, "_fit", lambda *a, **kw: seen.append(torch.get_num_threads()) or real_fit(*a, **kw))
-    before = torch.get_num_threads()
-    try:
-        for cores in (2, 7):
-            torch.set_num_threads(cores)
+    for cores in (2, 7):
+        with machine.torch_threads(cores):
             experiments.run("stability", directory=tmp_path, use_cache=False, **TINY["stability"])
-    finally:
-        torch.set_num_threads(before)
     assert seen and set(seen) == {experiments.CPU_THREADS}
 
 
